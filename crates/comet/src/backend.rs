@@ -1,0 +1,85 @@
+//! Maps cargo features to one concrete backend, so no backend name appears in model code.
+//!
+//! Priority when several features are on: `cuda`, then `wgpu`, then `flex`, then `ndarray`.
+
+#[cfg(feature = "cuda")]
+mod selected {
+    /// The backend chosen by cargo features.
+    pub type Backend = burn::backend::Cuda<f32, i32>;
+    /// Short name of the selected backend, for logs and reports.
+    pub const NAME: &str = "cuda";
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+mod selected {
+    /// The backend chosen by cargo features.
+    pub type Backend = burn::backend::Wgpu<f32, i32>;
+    /// Short name of the selected backend, for logs and reports.
+    pub const NAME: &str = "wgpu";
+}
+
+#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
+mod selected {
+    /// The backend chosen by cargo features.
+    pub type Backend = burn::backend::Flex<f32, i32>;
+    /// Short name of the selected backend, for logs and reports.
+    pub const NAME: &str = "flex";
+}
+
+#[cfg(all(
+    feature = "ndarray",
+    not(any(feature = "cuda", feature = "wgpu", feature = "flex"))
+))]
+mod selected {
+    /// The backend chosen by cargo features.
+    pub type Backend = burn::backend::NdArray<f32, i32>;
+    /// Short name of the selected backend, for logs and reports.
+    pub const NAME: &str = "ndarray";
+}
+
+#[cfg(not(any(
+    feature = "cuda",
+    feature = "wgpu",
+    feature = "flex",
+    feature = "ndarray"
+)))]
+compile_error!("enable one backend feature: flex (default), ndarray, wgpu or cuda");
+
+pub use selected::{Backend, NAME};
+
+/// The device type of the selected backend.
+pub type Device = burn::tensor::Device<Backend>;
+
+/// The default device of the selected backend (first GPU, or the CPU).
+///
+/// On `cuda` this checks that a CUDA driver can be loaded, so a machine without one gets
+/// an error instead of a panic deep inside the runtime.
+pub fn device() -> crate::Result<Device> {
+    #[cfg(feature = "cuda")]
+    {
+        let found = ["libcuda.so.1", "libcuda.so", "nvcuda.dll"]
+            .iter()
+            .any(|lib| unsafe { libloading_probe(lib) });
+        if !found {
+            return Err(crate::Error::Input(
+                "the cuda backend needs an NVIDIA driver (libcuda), and none was found on this machine; \
+                 rebuild with the default CPU backend or `--features wgpu`"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Device::default())
+}
+
+#[cfg(feature = "cuda")]
+unsafe fn libloading_probe(name: &str) -> bool {
+    use std::ffi::CString;
+    extern "C" {
+        fn dlopen(filename: *const std::os::raw::c_char, flag: i32) -> *mut std::ffi::c_void;
+    }
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // RTLD_LAZY = 1: only probing whether the library exists.
+    !dlopen(c.as_ptr(), 1).is_null()
+}

@@ -1,0 +1,227 @@
+//! The base model's hyper-parameters, read from a Hugging Face `config.json`
+//! (or built from GGUF metadata by the weights loader).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// The model families this crate implements; they differ only in a few switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Llama 2/3, SmolLM, Mistral-style blocks: no biases, no Q/K norm.
+    Llama,
+    /// Qwen2 / Qwen2.5: bias on the Q, K and V projections.
+    Qwen2,
+    /// Qwen3: per-head RMSNorm on queries and keys, no biases.
+    Qwen3,
+}
+
+impl Architecture {
+    /// Parses a Hugging Face `model_type` or GGUF `general.architecture` value.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "llama" => Ok(Self::Llama),
+            "qwen2" => Ok(Self::Qwen2),
+            "qwen3" => Ok(Self::Qwen3),
+            other => Err(Error::UnknownArchitecture(other.to_string())),
+        }
+    }
+}
+
+/// How RoPE frequencies are rescaled for long contexts (`rope_scaling` in `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    /// Positions divided by `factor`.
+    Linear {
+        /// Division factor.
+        factor: f64,
+    },
+    /// Llama 3.1's frequency-dependent rescaling.
+    Llama3 {
+        /// Scale of the low frequencies.
+        factor: f64,
+        /// Wavelength bound (in units of the original context) of the low frequencies.
+        low_freq_factor: f64,
+        /// Wavelength bound of the high frequencies.
+        high_freq_factor: f64,
+        /// The context length the model was pre-trained with.
+        original_max_position_embeddings: usize,
+    },
+}
+
+/// Hyper-parameters of a decoder-only Llama/Qwen model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Which family's switches apply.
+    pub architecture: Architecture,
+    /// Number of token embeddings.
+    pub vocab_size: usize,
+    /// Width of the residual stream `d`.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU hidden layer.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_layers: usize,
+    /// Number of query heads.
+    pub num_heads: usize,
+    /// Number of key/value heads (grouped-query attention when smaller than `num_heads`).
+    pub num_kv_heads: usize,
+    /// Width of one head (not always `hidden_size / num_heads`).
+    pub head_dim: usize,
+    /// RoPE base.
+    pub rope_theta: f64,
+    /// Optional RoPE rescaling.
+    pub rope_scaling: Option<RopeScaling>,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// Whether the output projection shares the embedding matrix.
+    pub tie_word_embeddings: bool,
+    /// Bias on the Q/K/V projections (Qwen2).
+    pub attention_bias: bool,
+    /// Per-head RMSNorm on queries and keys (Qwen3).
+    pub qk_norm: bool,
+    /// Longest context the base model was trained for.
+    pub max_position_embeddings: usize,
+    /// Token ids that end generation.
+    pub eos_token_ids: Vec<u32>,
+    /// Token id that starts a sequence, if the model uses one.
+    pub bos_token_id: Option<u32>,
+}
+
+impl ModelConfig {
+    /// Reads a Hugging Face `config.json`.
+    pub fn from_hf_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt(path, format!("not valid JSON: {e}")))?;
+        Self::from_hf_json(&value).map_err(|e| match e {
+            Error::Missing(reason) => Error::Config {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Interprets the JSON object of a Hugging Face `config.json`.
+    pub fn from_hf_json(v: &Value) -> Result<Self> {
+        let model_type = v
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Missing("field `model_type` is missing".into()))?;
+        let architecture = Architecture::parse(model_type)?;
+        let usize_field = |name: &str| -> Result<usize> {
+            v.get(name)
+                .and_then(Value::as_u64)
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    Error::Missing(format!("field `{name}` is missing or not a positive integer"))
+                })
+        };
+        let hidden_size = usize_field("hidden_size")?;
+        let num_heads = usize_field("num_attention_heads")?;
+        let num_kv_heads = match v.get("num_key_value_heads") {
+            Some(Value::Null) | None => num_heads,
+            Some(_) => usize_field("num_key_value_heads")?,
+        };
+        let head_dim = match v.get("head_dim") {
+            Some(Value::Null) | None => hidden_size / num_heads,
+            Some(_) => usize_field("head_dim")?,
+        };
+        let float_or = |name: &str, default: f64| v.get(name).and_then(Value::as_f64).unwrap_or(default);
+        let ids = |name: &str| -> Vec<u32> {
+            match v.get(name) {
+                Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let rope_scaling = match v.get("rope_scaling") {
+            None | Some(Value::Null) => None,
+            Some(s) => Some(parse_rope_scaling(s)?),
+        };
+        let config = Self {
+            architecture,
+            vocab_size: usize_field("vocab_size")?,
+            hidden_size,
+            intermediate_size: usize_field("intermediate_size")?,
+            num_layers: usize_field("num_hidden_layers")?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rope_theta: float_or("rope_theta", 10000.0),
+            rope_scaling,
+            rms_norm_eps: float_or("rms_norm_eps", 1e-6),
+            tie_word_embeddings: v
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            attention_bias: match architecture {
+                Architecture::Qwen2 => true,
+                _ => v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+            },
+            qk_norm: architecture == Architecture::Qwen3,
+            max_position_embeddings: v
+                .get("max_position_embeddings")
+                .and_then(Value::as_u64)
+                .unwrap_or(4096) as usize,
+            eos_token_ids: ids("eos_token_id"),
+            bos_token_id: ids("bos_token_id").first().copied(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the relations between fields that the model relies on.
+    pub fn validate(&self) -> Result<()> {
+        if self.num_heads % self.num_kv_heads != 0 {
+            return Err(Error::Missing(format!(
+                "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
+                self.num_heads, self.num_kv_heads
+            )));
+        }
+        if self.head_dim % 2 != 0 {
+            return Err(Error::Missing(format!(
+                "head_dim ({}) must be even for rotary embeddings",
+                self.head_dim
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of query heads sharing one key/value head.
+    pub fn gqa_groups(&self) -> usize {
+        self.num_heads / self.num_kv_heads
+    }
+}
+
+fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
+    let kind = s
+        .get("rope_type")
+        .or_else(|| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let f = |name: &str| {
+        s.get(name)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| Error::Missing(format!("rope_scaling field `{name}` is missing")))
+    };
+    match kind {
+        "linear" => Ok(RopeScaling::Linear { factor: f("factor")? }),
+        "llama3" => Ok(RopeScaling::Llama3 {
+            factor: f("factor")?,
+            low_freq_factor: f("low_freq_factor")?,
+            high_freq_factor: f("high_freq_factor")?,
+            original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
+        }),
+        other => Err(Error::Missing(format!(
+            "rope_scaling type `{other}` is not supported (supported: linear, llama3)"
+        ))),
+    }
+}

@@ -1,0 +1,110 @@
+//! Grouped-query self-attention with optional QKV bias (Qwen2) and per-head Q/K norm (Qwen3).
+
+use burn::nn::{Linear, RmsNorm};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use super::cache::KvCache;
+use super::rope::RopeTables;
+
+/// Which key positions each query may see.
+#[derive(Debug, Clone)]
+pub enum AttentionMask<B: Backend> {
+    /// Plain causal attention, aligned so the last query sees every key (works with a cache).
+    Causal,
+    /// An explicit mask `[batch, 1, queries, keys]`, `true` = hidden (causality included).
+    Explicit(Tensor<B, 4, Bool>),
+}
+
+/// Multi-head attention whose key/value heads are shared by groups of query heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `[hidden, heads * head_dim]`.
+    pub q_proj: Linear<B>,
+    /// `[hidden, kv_heads * head_dim]`.
+    pub k_proj: Linear<B>,
+    /// `[hidden, kv_heads * head_dim]`.
+    pub v_proj: Linear<B>,
+    /// `[heads * head_dim, hidden]`.
+    pub o_proj: Linear<B>,
+    /// Qwen3's RMSNorm over each query head.
+    pub q_norm: Option<RmsNorm<B>>,
+    /// Qwen3's RMSNorm over each key head.
+    pub k_norm: Option<RmsNorm<B>>,
+    /// Number of query heads.
+    pub num_heads: usize,
+    /// Number of key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `x`: `[batch, seq, hidden]` -> `[batch, seq, hidden]`.
+    ///
+    /// With a cache, the new keys/values are appended to layer `layer` of it and the queries
+    /// attend to the whole cached sequence.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: &AttentionMask<B>,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let q = self.heads(self.q_proj.forward(x.clone()), self.num_heads, &self.q_norm);
+        let k = self.heads(self.k_proj.forward(x.clone()), self.num_kv_heads, &self.k_norm);
+        let v = self.heads(self.v_proj.forward(x), self.num_kv_heads, &None);
+        let (q, k) = (rope.apply(q), rope.apply(k));
+        let (k, v) = match cache {
+            Some((cache, layer)) => {
+                let all = cache.append(layer, k, v);
+                (all.keys, all.values)
+            }
+            None => (k, v),
+        };
+        let keys = k.dims()[2];
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        let (mask, is_causal) = match mask {
+            AttentionMask::Causal => (None, seq > 1),
+            AttentionMask::Explicit(m) => (
+                Some(m.clone().expand([batch, self.num_heads, seq, keys])),
+                false,
+            ),
+        };
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal,
+        };
+        // [batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]
+        let out = attention(q, k, v, mask, None, options)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, self.num_heads * self.head_dim]);
+        self.o_proj.forward(out)
+    }
+
+    /// `[batch, seq, n * head_dim]` -> `[batch, n, seq, head_dim]`, normalised per head if asked.
+    fn heads(&self, x: Tensor<B, 3>, n: usize, norm: &Option<RmsNorm<B>>) -> Tensor<B, 4> {
+        let [batch, seq, _] = x.dims();
+        let x = x.reshape([batch, seq, n, self.head_dim]);
+        let x = match norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        x.swap_dims(1, 2)
+    }
+
+    /// `[batch, kv_heads, len, head_dim]` -> `[batch, heads, len, head_dim]`.
+    fn repeat_kv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let groups = self.num_heads / self.num_kv_heads;
+        if groups == 1 {
+            return x;
+        }
+        let [batch, kv_heads, len, dim] = x.dims();
+        x.unsqueeze_dim::<5>(2)
+            .expand([batch, kv_heads, groups, len, dim])
+            .reshape([batch, kv_heads * groups, len, dim])
+    }
+}

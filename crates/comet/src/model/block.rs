@@ -1,0 +1,39 @@
+//! One pre-norm decoder layer: attention and SwiGLU, each around a residual connection.
+
+use burn::nn::RmsNorm;
+use burn::prelude::*;
+
+use super::attention::{Attention, AttentionMask};
+use super::cache::KvCache;
+use super::mlp::Mlp;
+use super::rope::RopeTables;
+
+/// `x + attn(norm(x))`, then `h + mlp(norm(h))`.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm<B>,
+    /// Self-attention.
+    pub self_attn: Attention<B>,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm<B>,
+    /// Feed-forward block.
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// `[batch, seq, hidden] -> [batch, seq, hidden]`.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: &AttentionMask<B>,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), rope, mask, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}

@@ -1,0 +1,15 @@
+//! The base LLM, written once over any Burn backend.
+
+mod attention;
+mod block;
+mod cache;
+mod llm;
+mod mlp;
+mod rope;
+
+pub use attention::{Attention, AttentionMask};
+pub use block::DecoderLayer;
+pub use cache::{KvCache, LayerCache};
+pub use llm::{ForwardInput, LayerHook, Llm, NoHook};
+pub use mlp::Mlp;
+pub use rope::{Rope, RopeTables};

@@ -1,0 +1,91 @@
+//! Rotary position embeddings in Hugging Face's half-split layout.
+//!
+//! Burn's own `RotaryEncoding` rotates interleaved pairs and takes positions as a range;
+//! CoMeT needs arbitrary per-token position ids (they restart in every chunk), so the
+//! tables are computed from a position tensor on each call.
+
+use burn::prelude::*;
+
+use crate::config::{ModelConfig, RopeScaling};
+
+/// Inverse frequencies of one head, `[head_dim / 2]`, with any `rope_scaling` applied.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    inv_freq: Vec<f32>,
+}
+
+/// cos/sin tables for one forward pass, each `[batch, 1, seq, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct RopeTables<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+impl Rope {
+    /// Frequencies as Hugging Face computes them: `theta^(-2i/head_dim)` in f32.
+    pub fn new(config: &ModelConfig) -> Self {
+        let dim = config.head_dim;
+        let base = config.rope_theta as f32;
+        let mut inv_freq: Vec<f32> = (0..dim / 2)
+            .map(|i| 1.0 / base.powf((2 * i) as f32 / dim as f32))
+            .collect();
+        match &config.rope_scaling {
+            None => {}
+            Some(RopeScaling::Linear { factor }) => {
+                inv_freq.iter_mut().for_each(|f| *f /= *factor as f32);
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                let old = *original_max_position_embeddings as f64;
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                for f in inv_freq.iter_mut() {
+                    let freq = *f as f64;
+                    let wavelen = 2.0 * std::f64::consts::PI / freq;
+                    let scaled = if wavelen < high_wavelen {
+                        freq
+                    } else if wavelen > low_wavelen {
+                        freq / factor
+                    } else {
+                        let smooth =
+                            (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * freq / factor + smooth * freq
+                    };
+                    *f = scaled as f32;
+                }
+            }
+        }
+        Self { inv_freq }
+    }
+
+    /// Tables for the given position ids `[batch, seq]`.
+    pub fn tables<B: Backend>(&self, positions: Tensor<B, 2, Int>) -> RopeTables<B> {
+        let device = positions.device();
+        let [batch, seq] = positions.dims();
+        let half = self.inv_freq.len();
+        let inv_freq = Tensor::<B, 1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
+            .reshape([1, 1, half]);
+        // [batch, seq, half]
+        let freqs = positions.float().reshape([batch, seq, 1]) * inv_freq;
+        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
+        RopeTables {
+            cos: emb.clone().cos(),
+            sin: emb.sin(),
+        }
+    }
+}
+
+impl<B: Backend> RopeTables<B> {
+    /// Rotates `x` `[batch, heads, seq, head_dim]` by the tables' angles.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, s, d] = x.dims();
+        let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
+        let x2 = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * self.cos.clone() + rotated * self.sin.clone()
+    }
+}

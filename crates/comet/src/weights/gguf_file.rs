@@ -1,0 +1,213 @@
+//! A bounds-checked reader of the GGUF v2/v3 container: metadata and tensor directory.
+//!
+//! Written here rather than taken from a crate because the readers on crates.io either
+//! pull in a whole tensor framework or panic on a truncated file; a truncated or corrupt
+//! file must give an error naming the file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::{Error, Result};
+
+/// One metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    /// Any unsigned integer type.
+    UInt(u64),
+    /// Any signed integer type.
+    Int(i64),
+    /// f32 or f64.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(String),
+    /// An array of values.
+    Array(Vec<MetaValue>),
+}
+
+/// Where one tensor's data lies and how it is encoded.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    /// Dimensions, fastest-varying first (GGUF order: `[in, out]` for a linear weight).
+    pub dims: Vec<usize>,
+    /// ggml type id (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0, 12 Q4_K, 14 Q6_K, 30 BF16, ...).
+    pub ggml_type: u32,
+    /// Byte offset of the data from the start of the file.
+    pub start: usize,
+}
+
+/// A memory-mapped GGUF file.
+pub struct GgufFile {
+    /// The file's path, for error messages.
+    pub path: PathBuf,
+    mmap: Mmap,
+    /// All metadata key/values.
+    pub metadata: HashMap<String, MetaValue>,
+    /// The tensor directory by GGUF name.
+    pub tensors: HashMap<String, TensorInfo>,
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| {
+            Error::corrupt(self.path, format!("truncated GGUF header (needs {n} bytes at offset {})", self.pos))
+        })?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn count(&mut self, what: &str) -> Result<usize> {
+        let n = self.u64()?;
+        // Every counted item takes at least one byte, so a larger count is corruption.
+        if n as usize > self.bytes.len() {
+            return Err(Error::corrupt(self.path, format!("implausible {what} count {n}")));
+        }
+        Ok(n as usize)
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.count("string length")?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::corrupt(self.path, format!("non-UTF-8 string at offset {}", self.pos - n)))
+    }
+    fn value(&mut self, ty: u32) -> Result<MetaValue> {
+        Ok(match ty {
+            0 => MetaValue::UInt(self.take(1)?[0] as u64),
+            1 => MetaValue::Int(self.take(1)?[0] as i8 as i64),
+            2 => MetaValue::UInt(u16::from_le_bytes(self.take(2)?.try_into().expect("2")) as u64),
+            3 => MetaValue::Int(i16::from_le_bytes(self.take(2)?.try_into().expect("2")) as i64),
+            4 => MetaValue::UInt(self.u32()? as u64),
+            5 => MetaValue::Int(self.u32()? as i32 as i64),
+            6 => MetaValue::Float(f32::from_bits(self.u32()?) as f64),
+            7 => MetaValue::Bool(self.take(1)?[0] != 0),
+            8 => MetaValue::Str(self.string()?),
+            9 => {
+                let item_ty = self.u32()?;
+                let n = self.count("array length")?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.value(item_ty)?);
+                }
+                MetaValue::Array(items)
+            }
+            10 => MetaValue::UInt(self.u64()?),
+            11 => MetaValue::Int(self.u64()? as i64),
+            12 => MetaValue::Float(f64::from_bits(self.u64()?)),
+            other => {
+                return Err(Error::corrupt(self.path, format!("unknown metadata value type {other}")))
+            }
+        })
+    }
+}
+
+impl GgufFile {
+    /// Maps and parses a GGUF file, checking that every tensor lies inside it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: read-only map of a file we do not modify.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let mut c = Cursor { bytes: &mmap, pos: 0, path };
+        if c.take(4).ok() != Some(b"GGUF".as_slice()) {
+            return Err(Error::corrupt(path, "not a GGUF file (bad magic)"));
+        }
+        let version = c.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::corrupt(path, format!("GGUF version {version} is not supported (2 and 3 are)")));
+        }
+        let n_tensors = c.count("tensor")?;
+        let n_kv = c.count("metadata")?;
+        let mut metadata = HashMap::new();
+        for _ in 0..n_kv {
+            let key = c.string()?;
+            let ty = c.u32()?;
+            metadata.insert(key, c.value(ty)?);
+        }
+        let mut infos = Vec::with_capacity(n_tensors);
+        for _ in 0..n_tensors {
+            let name = c.string()?;
+            let n_dims = c.u32()? as usize;
+            if n_dims > 8 {
+                return Err(Error::corrupt(path, format!("tensor `{name}` has {n_dims} dimensions")));
+            }
+            let dims = (0..n_dims).map(|_| c.u64().map(|d| d as usize)).collect::<Result<Vec<_>>>()?;
+            let ggml_type = c.u32()?;
+            let offset = c.u64()? as usize;
+            infos.push((name, dims, ggml_type, offset));
+        }
+        let alignment = match metadata.get("general.alignment") {
+            Some(MetaValue::UInt(a)) if *a > 0 => *a as usize,
+            _ => 32,
+        };
+        let data_start = c.pos.div_ceil(alignment) * alignment;
+        let mut tensors = HashMap::new();
+        for (name, dims, ggml_type, offset) in infos {
+            let start = data_start + offset;
+            let n: usize = dims.iter().product();
+            let size = super::quant::byte_size(ggml_type, n)
+                .ok_or_else(|| Error::tensor(&name, format!("ggml type {ggml_type} is not supported")))?;
+            if start.checked_add(size).is_none_or(|end| end > mmap.len()) {
+                return Err(Error::corrupt(
+                    path,
+                    format!("truncated: tensor `{name}` needs bytes {start}..{} but the file has {}", start + size, mmap.len()),
+                ));
+            }
+            tensors.insert(name, TensorInfo { dims, ggml_type, start });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            metadata,
+            tensors,
+        })
+    }
+
+    /// The raw bytes of a tensor's data.
+    pub fn data(&self, info: &TensorInfo) -> &[u8] {
+        let n: usize = info.dims.iter().product();
+        let size = super::quant::byte_size(info.ggml_type, n).expect("checked at open");
+        &self.mmap[info.start..info.start + size]
+    }
+
+    /// A string metadata value.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.metadata.get(key)? {
+            MetaValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A numeric metadata value as f64.
+    pub fn num(&self, key: &str) -> Option<f64> {
+        match self.metadata.get(key)? {
+            MetaValue::UInt(n) => Some(*n as f64),
+            MetaValue::Int(n) => Some(*n as f64),
+            MetaValue::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// An array metadata value.
+    pub fn array(&self, key: &str) -> Option<&[MetaValue]> {
+        match self.metadata.get(key)? {
+            MetaValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}

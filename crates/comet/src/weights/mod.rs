@@ -1,0 +1,15 @@
+//! Weights I/O: Hugging Face safetensors (single or sharded) and GGUF, into the base model.
+
+mod build;
+mod gguf;
+mod gguf_file;
+mod quant;
+mod safetensors;
+mod source;
+
+pub use build::{build_llm, tensor_count};
+pub use gguf::GgufWeights;
+pub use gguf_file::{GgufFile, MetaValue, TensorInfo};
+pub use quant::dequantize;
+pub use safetensors::SafetensorsWeights;
+pub use source::{RandomWeights, WeightSource};

