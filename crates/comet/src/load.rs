@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::ModelConfig;
 use crate::model::Llm;
 use crate::tokenizer::Tokenizer;
-use crate::weights::{build_llm, tensor_count, GgufWeights, SafetensorsWeights, WeightSource};
+use crate::weights::{build_llm, tensor_specs, GgufWeights, SafetensorsWeights, WeightSource};
 use crate::{Error, Result};
 
 /// A model with its tokenizer (absent for weight-only directories such as test fixtures).
@@ -62,7 +62,7 @@ pub fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<LoadedM
         };
         (config, Box::new(weights), Some(tokenizer))
     };
-    let bar = progress_bar(tensor_count(&config));
+    let bar = progress_bar(tensor_specs(&config).len() as u64);
     let model = build_llm(&config, source.as_mut(), device, &bar);
     bar.finish_and_clear();
     Ok(LoadedModel { model: model?, tokenizer })

@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<()> {
             messages.push(Message::new("system", system));
         }
         messages.push(Message::new("user", &prompt));
-        tokenizer.apply_chat_template(&messages, true)?
+        tokenizer.apply_chat_template(&messages, true, &serde_json::json!({}))?
     } else {
         prompt
     };

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus what they share.
 
+pub mod convert;
 pub mod fetch;
 pub mod generate;
 pub mod score;

@@ -41,8 +41,14 @@ impl ChatTemplate {
         }
     }
 
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// Renders the conversation, ending with the assistant's turn opener if asked.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+    /// `extra` is a JSON object of further template variables (e.g. `enable_thinking`).
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool, extra: &serde_json::Value) -> Result<String> {
         let mut env = minijinja::Environment::new();
         // Hugging Face templates call Python string methods (`.strip()`, `.startswith()`...).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -60,6 +66,7 @@ impl ChatTemplate {
                 add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
+                ..minijinja::Value::from_serialize(extra)
             })
             .map_err(|e| Error::Tokenizer(format!("chat template failed: {e}")))
     }

@@ -88,11 +88,17 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// Renders a conversation with the model's chat template.
-    pub fn apply_chat_template(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+    /// Renders a conversation with the model's chat template; `extra` holds further
+    /// template variables as a JSON object (`{}` for none).
+    pub fn apply_chat_template(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: &serde_json::Value,
+    ) -> Result<String> {
         self.chat_template
             .as_ref()
             .ok_or_else(|| Error::Input("this model has no chat template; drop --chat".into()))?
-            .render(messages, add_generation_prompt)
+            .render(messages, add_generation_prompt, extra)
     }
 }

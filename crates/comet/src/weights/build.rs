@@ -88,10 +88,36 @@ impl<B: Backend> Builder<'_, B> {
     }
 }
 
-/// Number of tensors [`build_llm`] reads for a config (the progress bar's length).
-pub fn tensor_count(c: &ModelConfig) -> u64 {
-    let per_layer = 9 + if c.attention_bias { 3 } else { 0 } + if c.qk_norm { 2 } else { 0 };
-    (2 + c.num_layers * per_layer + usize::from(!c.tie_word_embeddings)) as u64
+/// Name and PyTorch shape of every tensor [`build_llm`] reads for a config, in reading order.
+pub fn tensor_specs(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let (d, hd, ff) = (c.hidden_size, c.head_dim, c.intermediate_size);
+    let mut specs = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, d])];
+    for l in 0..c.num_layers {
+        let p = format!("model.layers.{l}");
+        let mut layer = Vec::new();
+        for (proj, out) in [("q", c.num_heads * hd), ("k", c.num_kv_heads * hd), ("v", c.num_kv_heads * hd)] {
+            layer.push((format!("self_attn.{proj}_proj.weight"), vec![out, d]));
+            if c.attention_bias {
+                layer.push((format!("self_attn.{proj}_proj.bias"), vec![out]));
+            }
+        }
+        layer.push(("self_attn.o_proj.weight".into(), vec![d, c.num_heads * hd]));
+        if c.qk_norm {
+            layer.push(("self_attn.q_norm.weight".into(), vec![hd]));
+            layer.push(("self_attn.k_norm.weight".into(), vec![hd]));
+        }
+        layer.push(("input_layernorm.weight".into(), vec![d]));
+        layer.push(("post_attention_layernorm.weight".into(), vec![d]));
+        layer.push(("mlp.gate_proj.weight".into(), vec![ff, d]));
+        layer.push(("mlp.up_proj.weight".into(), vec![ff, d]));
+        layer.push(("mlp.down_proj.weight".into(), vec![d, ff]));
+        specs.extend(layer.into_iter().map(|(name, shape)| (format!("{p}.{name}"), shape)));
+    }
+    specs.push(("model.norm.weight".into(), vec![d]));
+    if !c.tie_word_embeddings {
+        specs.push(("lm_head.weight".into(), vec![c.vocab_size, d]));
+    }
+    specs
 }
 
 /// Builds a model for `config` with every weight taken from `source`.
@@ -127,4 +153,53 @@ pub fn build_llm<B: Backend>(
         config: config.clone(),
         rope: Rope::new(config),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Architecture;
+    use crate::weights::RandomWeights;
+
+    /// Records what the builder asks for.
+    struct Recording(RandomWeights, Vec<(String, Vec<usize>)>);
+
+    impl WeightSource for Recording {
+        fn contains(&self, _: &str) -> bool {
+            true
+        }
+        fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+            self.1.push((name.to_string(), shape.to_vec()));
+            self.0.load(name, shape)
+        }
+    }
+
+    #[test]
+    fn builder_reads_exactly_the_specs() {
+        for (architecture, tied) in [(Architecture::Qwen2, false), (Architecture::Qwen3, true)] {
+            let config = ModelConfig {
+                architecture,
+                vocab_size: 11,
+                hidden_size: 8,
+                intermediate_size: 12,
+                num_layers: 2,
+                num_heads: 4,
+                num_kv_heads: 2,
+                head_dim: 6,
+                rope_theta: 10000.0,
+                rope_scaling: None,
+                rms_norm_eps: 1e-6,
+                tie_word_embeddings: tied,
+                attention_bias: architecture == Architecture::Qwen2,
+                qk_norm: architecture == Architecture::Qwen3,
+                max_position_embeddings: 64,
+                eos_token_ids: vec![],
+                bos_token_id: None,
+            };
+            let mut source = Recording(RandomWeights::new(0), Vec::new());
+            let device = Default::default();
+            build_llm::<burn::backend::Flex>(&config, &mut source, &device, &ProgressBar::hidden()).unwrap();
+            assert_eq!(source.1, tensor_specs(&config));
+        }
+    }
 }

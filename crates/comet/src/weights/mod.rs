@@ -1,13 +1,15 @@
 //! Weights I/O: Hugging Face safetensors (single or sharded) and GGUF, into the base model.
 
 mod build;
+mod export;
 mod gguf;
 mod gguf_file;
 mod quant;
 mod safetensors;
 mod source;
 
-pub use build::{build_llm, tensor_count};
+pub use build::{build_llm, tensor_specs};
+pub use export::export_hf_dir;
 pub use gguf::GgufWeights;
 pub use gguf_file::{GgufFile, MetaValue, TensorInfo};
 pub use quant::dequantize;

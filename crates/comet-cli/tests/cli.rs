@@ -1,0 +1,128 @@
+//! The `comet` binary: exit codes, one-line errors, and `score`'s JSON and logits dump.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/parity").join(name)
+}
+
+fn comet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_comet"))
+        .args(args)
+        .output()
+        .expect("run comet")
+}
+
+/// Asserts a failure with the given exit code and a one-line error containing `needle`.
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(error_lines.len(), 1, "expected one error line: {stderr}");
+    assert!(error_lines[0].contains(needle), "`{needle}` not in: {stderr}");
+}
+
+#[test]
+fn missing_model_is_named() {
+    let out = comet(&["generate", "--model", "/no/such/dir", "--prompt", "hi"]);
+    assert_fails(&out, 1, "/no/such/dir");
+}
+
+#[test]
+fn empty_prompt_is_refused() {
+    let model = fixture("qwen3-tiny");
+    let out = comet(&["generate", "--model", model.to_str().unwrap(), "--prompt", "  "]);
+    assert_fails(&out, 1, "prompt is empty");
+}
+
+#[test]
+fn non_utf8_prompt_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("prompt.txt");
+    std::fs::write(&file, b"caf\xe9 au lait").unwrap();
+    let out = comet(&["generate", "--prompt-file", file.to_str().unwrap()]);
+    assert_fails(&out, 1, "prompt.txt");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UTF-8"));
+}
+
+#[test]
+fn missing_prompt_file_is_named() {
+    let out = comet(&["generate", "--prompt-file", "/no/such/prompt.txt"]);
+    assert_fails(&out, 1, "/no/such/prompt.txt");
+}
+
+#[test]
+fn bad_arguments_exit_with_usage_error() {
+    let out = comet(&["generate", "--prompt", "x", "--top-p", "2"]);
+    assert_fails(&out, 2, "top-p");
+    let out = comet(&["score", "--ids", "1,x,3"]);
+    assert_fails(&out, 2, "--ids");
+    let out = comet(&["frobnicate"]);
+    assert_fails(&out, 2, "frobnicate");
+}
+
+#[test]
+fn unknown_architecture_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
+    let out = comet(&["score", "--model", tmp.path().to_str().unwrap(), "--ids", "1,2"]);
+    assert_fails(&out, 1, "mamba");
+}
+
+#[test]
+fn token_id_outside_the_vocabulary_is_refused() {
+    let model = fixture("qwen3-tiny");
+    let out = comet(&["score", "--model", model.to_str().unwrap(), "--ids", "1,999999"]);
+    assert_fails(&out, 1, "999999");
+}
+
+#[test]
+fn text_needs_a_tokenizer() {
+    let model = fixture("qwen3-tiny");
+    let out = comet(&["score", "--model", model.to_str().unwrap(), "--text", "hello"]);
+    assert_fails(&out, 1, "tokenizer");
+}
+
+#[test]
+fn score_reports_nll_and_dumps_the_logits_transformers_computed() {
+    let dir = fixture("llama-tiny");
+    let reference = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let reference = safetensors::SafeTensors::deserialize(&reference).unwrap();
+    let ids: Vec<String> = reference
+        .tensor("input_ids")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()).to_string())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("logits.safetensors");
+    let out = comet(&[
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--ids",
+        &ids.join(","),
+        "--dump-logits",
+        dump.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tokens"], ids.len());
+    assert_eq!(report["nll"].as_array().unwrap().len(), ids.len() - 1);
+    let mean = report["mean_nll"].as_f64().unwrap();
+    assert!((report["perplexity"].as_f64().unwrap() - mean.exp()).abs() < 1e-9);
+
+    let dumped = std::fs::read(&dump).unwrap();
+    let dumped = safetensors::SafeTensors::deserialize(&dumped).unwrap();
+    let got = dumped.tensor("logits").unwrap();
+    let want = reference.tensor("logits").unwrap();
+    assert_eq!(got.shape(), want.shape());
+    assert_eq!(got.dtype(), safetensors::Dtype::F32);
+    let as_f32 = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect() };
+    let (got, want) = (as_f32(got.data()), as_f32(want.data()));
+    let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-4, "dumped logits differ from transformers by {diff}");
+}

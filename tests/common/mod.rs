@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use safetensors::SafeTensors;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A committed Hugging Face parity fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("assets/parity").join(name)
+}
+
+/// The cache directory `scripts/fetch_assets.sh` fills.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("COMET_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/comet"),
+    }
+}
+
+/// A fetched asset, or a panic telling how to fetch it.
+pub fn cached_asset(relative: &str) -> PathBuf {
+    let path = cache_dir().join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/fetch_assets.sh` first",
+        path.display()
+    );
+    path
+}
+
+/// The recorded `input_ids` and `logits` `[seq, vocab]` of a fixture.
+pub fn reference(dir: &Path) -> (Vec<u32>, Vec<f32>, [usize; 2]) {
+    let bytes = std::fs::read(dir.join("reference.safetensors")).expect("reference.safetensors");
+    let st = SafeTensors::deserialize(&bytes).expect("valid reference");
+    let ids = st.tensor("input_ids").expect("input_ids");
+    let ids: Vec<u32> = ids
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
+        .collect();
+    let logits = st.tensor("logits").expect("logits");
+    let shape = [logits.shape()[0], logits.shape()[1]];
+    let values = logits
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (ids, values, shape)
+}
+
+/// Token ids as a `[1, seq]` tensor.
+pub fn ids_tensor<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
+    let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+    Tensor::<B, 1, Int>::from_data(TensorData::new(data, [ids.len()]), device).reshape([1, ids.len()])
+}
+
+/// Largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
