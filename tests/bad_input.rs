@@ -31,7 +31,8 @@ fn load_error(path: &Path) -> String {
 
 fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     edit(&mut config);
     std::fs::write(path, config.to_string()).unwrap();
 }
@@ -57,7 +58,10 @@ fn truncated_safetensors_is_named() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let message = load_error(tmp.path());
-    assert!(message.contains("model.safetensors") && message.contains("not a valid safetensors"), "{message}");
+    assert!(
+        message.contains("model.safetensors") && message.contains("not a valid safetensors"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -65,7 +69,10 @@ fn missing_shard_is_named() {
     let tmp = copy_fixture("llama-tiny");
     std::fs::remove_file(tmp.path().join("model-00003-of-00008.safetensors")).unwrap();
     let message = load_error(tmp.path());
-    assert!(message.contains("model-00003-of-00008.safetensors"), "{message}");
+    assert!(
+        message.contains("model-00003-of-00008.safetensors"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -86,13 +93,18 @@ fn tensor_of_the_wrong_shape_is_named() {
     ));
     std::fs::write(&path, safetensors::serialize(tensors, None).unwrap()).unwrap();
     let message = load_error(tmp.path());
-    assert!(message.contains("model.norm.weight") && message.contains("[3]"), "{message}");
+    assert!(
+        message.contains("model.norm.weight") && message.contains("[3]"),
+        "{message}"
+    );
 }
 
 #[test]
 fn config_that_disagrees_with_the_weights_names_the_tensor() {
     let tmp = copy_fixture("qwen3-tiny");
-    edit_config(tmp.path(), |c| c["intermediate_size"] = serde_json::json!(7));
+    edit_config(tmp.path(), |c| {
+        c["intermediate_size"] = serde_json::json!(7)
+    });
     let message = load_error(tmp.path());
     assert!(message.contains("mlp.gate_proj.weight"), "{message}");
 }
@@ -100,7 +112,9 @@ fn config_that_disagrees_with_the_weights_names_the_tensor() {
 #[test]
 fn unknown_architecture_is_named() {
     let tmp = copy_fixture("qwen3-tiny");
-    edit_config(tmp.path(), |c| c["model_type"] = serde_json::json!("gpt_neox"));
+    edit_config(tmp.path(), |c| {
+        c["model_type"] = serde_json::json!("gpt_neox")
+    });
     let message = load_error(tmp.path());
     assert!(message.contains("gpt_neox"), "{message}");
 }
@@ -112,7 +126,10 @@ fn missing_config_field_is_named() {
         c.as_object_mut().unwrap().remove("hidden_size");
     });
     let message = load_error(tmp.path());
-    assert!(message.contains("hidden_size") && message.contains("config.json"), "{message}");
+    assert!(
+        message.contains("hidden_size") && message.contains("config.json"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -120,7 +137,10 @@ fn corrupt_config_json_is_named() {
     let tmp = copy_fixture("qwen3-tiny");
     std::fs::write(tmp.path().join("config.json"), "{ not json").unwrap();
     let message = load_error(tmp.path());
-    assert!(message.contains("config.json") && message.contains("JSON"), "{message}");
+    assert!(
+        message.contains("config.json") && message.contains("JSON"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -129,7 +149,10 @@ fn gguf_with_bad_magic_is_named() {
     let path = tmp.path().join("model.gguf");
     std::fs::write(&path, b"NOPE and some more bytes").unwrap();
     let message = load_error(&path);
-    assert!(message.contains("model.gguf") && message.contains("not a GGUF"), "{message}");
+    assert!(
+        message.contains("model.gguf") && message.contains("not a GGUF"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -141,6 +164,9 @@ fn truncated_gguf_is_named() {
     for keep in [100, bytes.len() / 2] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
         let message = load_error(&path);
-        assert!(message.contains("cut.gguf") && message.contains("truncated"), "{keep}: {message}");
+        assert!(
+            message.contains("cut.gguf") && message.contains("truncated"),
+            "{keep}: {message}"
+        );
     }
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use burn::prelude::*;
 use comet::backend::{self, Backend};
 use common::{fixture, ids_tensor, max_abs_diff, reference};
 

@@ -44,11 +44,20 @@ fn gguf_and_converted_safetensors_both_say_paris() {
     let tmp = tempfile::tempdir().unwrap();
     let mut weights = GgufWeights::open(&gguf_path()).unwrap();
     let config = weights.config().unwrap();
-    export_hf_dir(&config, &mut weights, from_gguf.tokenizer.as_ref(), tmp.path()).unwrap();
+    export_hf_dir(
+        &config,
+        &mut weights,
+        from_gguf.tokenizer.as_ref(),
+        tmp.path(),
+    )
+    .unwrap();
     drop(from_gguf);
     let from_dir = comet::load_model::<Backend>(tmp.path(), &device).unwrap();
     let (text, dir_logits) = complete(&from_dir);
-    assert!(text.starts_with(" Paris"), "safetensors continued with {text:?}");
+    assert!(
+        text.starts_with(" Paris"),
+        "safetensors continued with {text:?}"
+    );
     assert!(common::max_abs_diff(&gguf_logits, &dir_logits) < 1e-5);
 }
 
@@ -58,8 +67,13 @@ fn gguf_chat_template_renders_the_smollm2_conversation() {
     let loaded = comet::load_model::<Backend>(&gguf_path(), &device).unwrap();
     let tokenizer = loaded.tokenizer().unwrap();
     let messages = [comet::tokenizer::Message::new("user", "Hi")];
-    let text = tokenizer.apply_chat_template(&messages, true, &serde_json::json!({})).unwrap();
-    assert!(text.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "{text:?}");
+    let text = tokenizer
+        .apply_chat_template(&messages, true, &serde_json::json!({}))
+        .unwrap();
+    assert!(
+        text.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),
+        "{text:?}"
+    );
     // Special tokens are single ids.
     let ids = tokenizer.encode("<|im_start|>user", false).unwrap();
     assert_eq!(ids[0], 1);

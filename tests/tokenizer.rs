@@ -7,7 +7,8 @@ use comet::tokenizer::{Message, Tokenizer};
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(common::root().join("assets/tokenizer/qwen3-vectors.json")).unwrap();
+    let text = std::fs::read_to_string(common::root().join("assets/tokenizer/qwen3-vectors.json"))
+        .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -16,7 +17,11 @@ fn qwen3() -> Tokenizer {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
@@ -30,7 +35,11 @@ fn qwen3_ids_match_hugging_face_on_tricky_strings() {
         let got = tokenizer.encode(text, false).unwrap();
         assert_eq!(got, ids(&case["ids"]), "ids of {text:?}");
         let decoded = tokenizer.decode(&got).unwrap();
-        assert_eq!(decoded, case["decoded"].as_str().unwrap(), "decoding of {text:?}");
+        assert_eq!(
+            decoded,
+            case["decoded"].as_str().unwrap(),
+            "decoding of {text:?}"
+        );
     }
 }
 
@@ -50,7 +59,9 @@ fn qwen3_chat_template_renders_like_transformers() {
             extra["enable_thinking"] = thinking.clone();
         }
         let add = case["add_generation_prompt"].as_bool().unwrap();
-        let text = tokenizer.apply_chat_template(&messages, add, &extra).unwrap();
+        let text = tokenizer
+            .apply_chat_template(&messages, add, &extra)
+            .unwrap();
         assert_eq!(text, case["expected"].as_str().unwrap());
         assert_eq!(tokenizer.encode(&text, false).unwrap(), ids(&case["ids"]));
     }

@@ -7,8 +7,14 @@ use burn::prelude::*;
 use common::{fixture, ids_tensor, max_abs_diff, reference};
 
 fn logits<B: Backend>(name: &str, ids: &[u32], device: &B::Device) -> Vec<f32> {
-    let model = comet::load_model::<B>(&fixture(name), device).unwrap().model;
-    model.forward(ids_tensor(ids, device), None).into_data().to_vec().unwrap()
+    let model = comet::load_model::<B>(&fixture(name), device)
+        .unwrap()
+        .model;
+    model
+        .forward(ids_tensor(ids, device), None)
+        .into_data()
+        .to_vec()
+        .unwrap()
 }
 
 #[test]
@@ -19,6 +25,9 @@ fn wgpu_matches_the_cpu_backend() {
         let gpu = logits::<Wgpu>(name, &ids, &Default::default());
         let diff = max_abs_diff(&cpu, &gpu);
         assert!(diff < 1e-3, "{name}: wgpu differs from flex by {diff}");
-        assert!(max_abs_diff(&gpu, &expected) < 1e-3, "{name}: wgpu differs from transformers");
+        assert!(
+            max_abs_diff(&gpu, &expected) < 1e-3,
+            "{name}: wgpu differs from transformers"
+        );
     }
 }

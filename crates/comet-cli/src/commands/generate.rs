@@ -86,7 +86,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut stdout = std::io::stdout();
     print!("{text}");
     let (_, stats) = generate(&mut decoder, &ids, &config, |id| {
-        if let Some(piece) = stream.step(id).map_err(|e| comet::Error::Tokenizer(e.to_string()))? {
+        if let Some(piece) = stream
+            .step(id)
+            .map_err(|e| comet::Error::Tokenizer(e.to_string()))?
+        {
             print!("{piece}");
             let _ = stdout.flush();
         }

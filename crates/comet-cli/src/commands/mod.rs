@@ -36,9 +36,14 @@ pub fn read_prompt(text: Option<String>, file: Option<PathBuf>) -> Result<String
     let prompt = match (text, file) {
         (Some(t), None) => t,
         (None, Some(f)) => {
-            let bytes = std::fs::read(&f).with_context(|| format!("cannot read prompt file {}", f.display()))?;
+            let bytes = std::fs::read(&f)
+                .with_context(|| format!("cannot read prompt file {}", f.display()))?;
             String::from_utf8(bytes).map_err(|e| {
-                anyhow::anyhow!("prompt file {} is not valid UTF-8 (invalid byte at offset {})", f.display(), e.utf8_error().valid_up_to())
+                anyhow::anyhow!(
+                    "prompt file {} is not valid UTF-8 (invalid byte at offset {})",
+                    f.display(),
+                    e.utf8_error().valid_up_to()
+                )
             })?
         }
         _ => bail!("give exactly one of --prompt and --prompt-file"),
@@ -52,7 +57,10 @@ pub fn read_prompt(text: Option<String>, file: Option<PathBuf>) -> Result<String
 /// Writes `bytes` to `path` through a temporary file and a rename, so an interrupted or
 /// failed write (full disk) never leaves a truncated file in place of a good one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().context("output path has no file name")?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     let write = || -> std::io::Result<()> {

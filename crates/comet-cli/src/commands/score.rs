@@ -62,7 +62,11 @@ pub fn run(args: Args) -> Result<()> {
     let nll: Vec<f32> = if n > 1 {
         let targets = input.reshape([n]).slice([1..n]).reshape([n - 1, 1]);
         let logp = log_softmax(logits.clone().slice([0..n - 1, 0..vocab]), 1);
-        logp.gather(1, targets).neg().into_data().to_vec().context("reading log-likelihoods")?
+        logp.gather(1, targets)
+            .neg()
+            .into_data()
+            .to_vec()
+            .context("reading log-likelihoods")?
     } else {
         Vec::new()
     };

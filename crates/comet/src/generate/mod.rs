@@ -53,15 +53,24 @@ impl<B: Backend> Decoder for CachedDecoder<'_, B> {
 }
 
 /// Token ids `[1, seq]` on `device`, rejecting an empty input or an id outside the vocabulary.
-pub fn token_tensor<B: Backend>(ids: &[u32], vocab: usize, device: &B::Device) -> Result<Tensor<B, 2, Int>> {
+pub fn token_tensor<B: Backend>(
+    ids: &[u32],
+    vocab: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 2, Int>> {
     if ids.is_empty() {
         return Err(Error::Input("the input has no tokens".into()));
     }
     if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(Error::Input(format!("token id {bad} is outside the vocabulary (size {vocab})")));
+        return Err(Error::Input(format!(
+            "token id {bad} is outside the vocabulary (size {vocab})"
+        )));
     }
     let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
-    Ok(Tensor::<B, 1, Int>::from_data(TensorData::new(data, [ids.len()]), device).reshape([1, ids.len()]))
+    Ok(
+        Tensor::<B, 1, Int>::from_data(TensorData::new(data, [ids.len()]), device)
+            .reshape([1, ids.len()]),
+    )
 }
 
 /// What to generate and when to stop.

@@ -46,7 +46,11 @@ impl Sampler {
             return argmax(logits);
         }
         let t = self.config.temperature;
-        let mut candidates: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l / t)).collect();
+        let mut candidates: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l / t))
+            .collect();
         candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         if self.config.top_k > 0 {
             candidates.truncate(self.config.top_k);
@@ -127,7 +131,10 @@ mod tests {
         };
         let a = draws(&config);
         assert_eq!(a, draws(&config));
-        assert!(a.iter().all(|&t| t < 2), "top-p 0.6 keeps only the two likely tokens");
+        assert!(
+            a.iter().all(|&t| t < 2),
+            "top-p 0.6 keeps only the two likely tokens"
+        );
         assert!(a.contains(&0) && a.contains(&1));
     }
 }

@@ -54,7 +54,11 @@ impl<B: Backend> Attention<B> {
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
         let q = self.heads(self.q_proj.forward(x.clone()), self.num_heads, &self.q_norm);
-        let k = self.heads(self.k_proj.forward(x.clone()), self.num_kv_heads, &self.k_norm);
+        let k = self.heads(
+            self.k_proj.forward(x.clone()),
+            self.num_kv_heads,
+            &self.k_norm,
+        );
         let v = self.heads(self.v_proj.forward(x), self.num_kv_heads, &None);
         let (q, k) = (rope.apply(q), rope.apply(k));
         let (k, v) = match cache {

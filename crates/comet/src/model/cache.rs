@@ -43,7 +43,12 @@ impl<B: Backend> KvCache<B> {
 
     /// Appends new keys/values `[batch, kv_heads, new, head_dim]` to layer `layer` and returns
     /// the whole cached sequence of that layer.
-    pub fn append(&mut self, layer: usize, keys: Tensor<B, 4>, values: Tensor<B, 4>) -> LayerCache<B> {
+    pub fn append(
+        &mut self,
+        layer: usize,
+        keys: Tensor<B, 4>,
+        values: Tensor<B, 4>,
+    ) -> LayerCache<B> {
         let merged = match self.layers[layer].take() {
             None => LayerCache { keys, values },
             Some(old) => LayerCache {

@@ -72,7 +72,12 @@ impl<B: Backend> Llm<B> {
         let mut cache = input.cache;
         for (l, layer) in self.layers.iter().enumerate() {
             hidden = hook.before_layer(l, hidden);
-            hidden = layer.forward(hidden, &rope, &input.mask, cache.as_deref_mut().map(|c| (c, l)));
+            hidden = layer.forward(
+                hidden,
+                &rope,
+                &input.mask,
+                cache.as_deref_mut().map(|c| (c, l)),
+            );
             hook.after_layer(l, &hidden);
         }
         self.norm.forward(hidden)
@@ -96,7 +101,11 @@ impl<B: Backend> Llm<B> {
 
     /// Final hidden states `[batch, seq, hidden]` of token ids `[batch, seq]` under plain
     /// causal attention, continuing `cache` if given (positions start where the cache ends).
-    pub fn forward_normed(&self, ids: Tensor<B, 2, Int>, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn forward_normed(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         let [batch, seq] = ids.dims();
         let start = cache.as_ref().map_or(0, |c| c.len()) as i64;
         let positions = Tensor::arange(start..start + seq as i64, &ids.device())
@@ -121,7 +130,10 @@ impl<B: Backend> Llm<B> {
         let hidden = self.forward_normed(ids, cache);
         let [batch, seq, d] = hidden.dims();
         let last = hidden.slice([0..batch, seq - 1..seq, 0..d]);
-        self.logits(last).into_data().to_vec::<f32>().expect("f32 logits")
+        self.logits(last)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 logits")
     }
 
     /// The hyper-parameters the model was built with.

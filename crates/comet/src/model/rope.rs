@@ -51,8 +51,8 @@ impl Rope {
                     } else if wavelen > low_wavelen {
                         freq / factor
                     } else {
-                        let smooth =
-                            (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * freq / factor + smooth * freq
                     };
                     *f = scaled as f32;
@@ -67,8 +67,9 @@ impl Rope {
         let device = positions.device();
         let [batch, seq] = positions.dims();
         let half = self.inv_freq.len();
-        let inv_freq = Tensor::<B, 1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
-            .reshape([1, 1, half]);
+        let inv_freq =
+            Tensor::<B, 1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
+                .reshape([1, 1, half]);
         // [batch, seq, half]
         let freqs = positions.float().reshape([batch, seq, 1]) * inv_freq;
         let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);

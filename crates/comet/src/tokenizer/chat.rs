@@ -48,13 +48,24 @@ impl ChatTemplate {
 
     /// Renders the conversation, ending with the assistant's turn opener if asked.
     /// `extra` is a JSON object of further template variables (e.g. `enable_thinking`).
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool, extra: &serde_json::Value) -> Result<String> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: &serde_json::Value,
+    ) -> Result<String> {
         let mut env = minijinja::Environment::new();
         // Hugging Face templates call Python string methods (`.strip()`, `.startswith()`...).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.add_template("chat", &self.source)

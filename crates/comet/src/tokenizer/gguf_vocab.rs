@@ -19,31 +19,47 @@ const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 fn strings<'a>(file: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
-    let items = file
-        .array(key)
-        .ok_or_else(|| Error::Tokenizer(format!("{}: metadata `{key}` is missing", file.path.display())))?;
+    let items = file.array(key).ok_or_else(|| {
+        Error::Tokenizer(format!(
+            "{}: metadata `{key}` is missing",
+            file.path.display()
+        ))
+    })?;
     items
         .iter()
         .map(|v| match v {
             MetaValue::Str(s) => Ok(s.as_str()),
-            _ => Err(Error::Tokenizer(format!("{}: `{key}` holds a non-string", file.path.display()))),
+            _ => Err(Error::Tokenizer(format!(
+                "{}: `{key}` holds a non-string",
+                file.path.display()
+            ))),
         })
         .collect()
 }
 
 fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
     let split = |regex: &str| -> Result<PreTokenizerWrapper> {
-        let split = Split::new(SplitPattern::Regex(regex.into()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]).into())
+        let split = Split::new(
+            SplitPattern::Regex(regex.into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])
+        .into())
     };
     Ok(match pre {
         "llama-bpe" | "llama3" | "dbrx" | "smaug-bpe" => split(LLAMA3_REGEX)?,
         "qwen2" | "deepseek-r1-qwen" => split(QWEN2_REGEX)?,
         // StarCoder-family vocabularies (SmolLM among them) split every digit first.
-        "smollm" | "starcoder" | "refact" | "codeshell" => {
-            Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, false, true).into()]).into()
-        }
+        "smollm" | "starcoder" | "refact" | "codeshell" => Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, false, true).into(),
+        ])
+        .into(),
         _ => ByteLevel::new(false, false, true).into(),
     })
 }
@@ -66,13 +82,19 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<Tokenizer> {
                 .ok_or_else(|| Error::Tokenizer(format!("malformed merge `{m}`")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), i as u32))
+        .collect();
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(pre_tokenizer(file.str("tokenizer.ggml.pre").unwrap_or("default"))?));
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer(
+        file.str("tokenizer.ggml.pre").unwrap_or("default"),
+    )?));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
     // Control (3) and user-defined (4) tokens are matched whole, before BPE.

@@ -23,7 +23,11 @@ pub struct Tokenizer {
 fn token_field(config: &serde_json::Value, key: &str) -> String {
     match config.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
-        Some(obj) => obj.get("content").and_then(|c| c.as_str()).unwrap_or_default().to_string(),
+        Some(obj) => obj
+            .get("content")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .to_string(),
         None => String::new(),
     }
 }
@@ -33,13 +37,17 @@ impl Tokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         if !path.exists() {
-            return Err(Error::Missing(format!("{}: tokenizer.json is missing", dir.display())));
+            return Err(Error::Missing(format!(
+                "{}: tokenizer.json is missing",
+                dir.display()
+            )));
         }
         let inner = tokenizers::Tokenizer::from_file(&path)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         let config_path = dir.join("tokenizer_config.json");
         let chat_template = if config_path.exists() {
-            let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+            let text =
+                std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
             let config: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::corrupt(&config_path, format!("not valid JSON: {e}")))?;
             let template = match config.get("chat_template") {
@@ -49,11 +57,20 @@ impl Tokenizer {
                     std::fs::read_to_string(dir.join("chat_template.jinja")).ok()
                 }
             };
-            template.map(|t| ChatTemplate::new(t, token_field(&config, "bos_token"), token_field(&config, "eos_token")))
+            template.map(|t| {
+                ChatTemplate::new(
+                    t,
+                    token_field(&config, "bos_token"),
+                    token_field(&config, "eos_token"),
+                )
+            })
         } else {
             None
         };
-        Ok(Self { inner, chat_template })
+        Ok(Self {
+            inner,
+            chat_template,
+        })
     }
 
     /// Builds the tokenizer stored in a GGUF file's metadata.
@@ -64,10 +81,17 @@ impl Tokenizer {
                 .and_then(|id| inner.id_to_token(id as u32))
                 .unwrap_or_default()
         };
-        let chat_template = file
-            .str("tokenizer.chat_template")
-            .map(|t| ChatTemplate::new(t.to_string(), token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id")));
-        Ok(Self { inner, chat_template })
+        let chat_template = file.str("tokenizer.chat_template").map(|t| {
+            ChatTemplate::new(
+                t.to_string(),
+                token("tokenizer.ggml.bos_token_id"),
+                token("tokenizer.ggml.eos_token_id"),
+            )
+        });
+        Ok(Self {
+            inner,
+            chat_template,
+        })
     }
 
     /// Token ids of `text`; `add_special` adds what the tokenizer's post-processor adds (BOS).
@@ -80,7 +104,9 @@ impl Tokenizer {
 
     /// Text of token ids, special tokens included.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
     /// The id of a token string, if it is in the vocabulary.

@@ -37,7 +37,9 @@ impl<B: Backend> Builder<'_, B> {
         self.progress.inc(1);
         let weight = Tensor::from_data(TensorData::new(transposed, [d_in, d_out]), self.device);
         let bias = if bias {
-            Some(Param::from_tensor(self.tensor(&format!("{prefix}.bias"), [d_out])?))
+            Some(Param::from_tensor(
+                self.tensor(&format!("{prefix}.bias"), [d_out])?,
+            ))
         } else {
             None
         };
@@ -59,15 +61,34 @@ impl<B: Backend> Builder<'_, B> {
         let (d, hd) = (c.hidden_size, c.head_dim);
         let qk_norm = |b: &mut Self, which: &str| -> Result<Option<RmsNorm<B>>> {
             if c.qk_norm {
-                Ok(Some(b.norm(&format!("{p}.self_attn.{which}_norm"), hd, c.rms_norm_eps)?))
+                Ok(Some(b.norm(
+                    &format!("{p}.self_attn.{which}_norm"),
+                    hd,
+                    c.rms_norm_eps,
+                )?))
             } else {
                 Ok(None)
             }
         };
         let self_attn = Attention {
-            q_proj: self.linear(&format!("{p}.self_attn.q_proj"), d, c.num_heads * hd, c.attention_bias)?,
-            k_proj: self.linear(&format!("{p}.self_attn.k_proj"), d, c.num_kv_heads * hd, c.attention_bias)?,
-            v_proj: self.linear(&format!("{p}.self_attn.v_proj"), d, c.num_kv_heads * hd, c.attention_bias)?,
+            q_proj: self.linear(
+                &format!("{p}.self_attn.q_proj"),
+                d,
+                c.num_heads * hd,
+                c.attention_bias,
+            )?,
+            k_proj: self.linear(
+                &format!("{p}.self_attn.k_proj"),
+                d,
+                c.num_kv_heads * hd,
+                c.attention_bias,
+            )?,
+            v_proj: self.linear(
+                &format!("{p}.self_attn.v_proj"),
+                d,
+                c.num_kv_heads * hd,
+                c.attention_bias,
+            )?,
             o_proj: self.linear(&format!("{p}.self_attn.o_proj"), c.num_heads * hd, d, false)?,
             q_norm: qk_norm(self, "q")?,
             k_norm: qk_norm(self, "k")?,
@@ -78,11 +99,25 @@ impl<B: Backend> Builder<'_, B> {
         Ok(DecoderLayer {
             input_layernorm: self.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
             self_attn,
-            post_attention_layernorm: self.norm(&format!("{p}.post_attention_layernorm"), d, c.rms_norm_eps)?,
+            post_attention_layernorm: self.norm(
+                &format!("{p}.post_attention_layernorm"),
+                d,
+                c.rms_norm_eps,
+            )?,
             mlp: Mlp {
-                gate_proj: self.linear(&format!("{p}.mlp.gate_proj"), d, c.intermediate_size, false)?,
+                gate_proj: self.linear(
+                    &format!("{p}.mlp.gate_proj"),
+                    d,
+                    c.intermediate_size,
+                    false,
+                )?,
                 up_proj: self.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size, false)?,
-                down_proj: self.linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, d, false)?,
+                down_proj: self.linear(
+                    &format!("{p}.mlp.down_proj"),
+                    c.intermediate_size,
+                    d,
+                    false,
+                )?,
             },
         })
     }
@@ -91,11 +126,18 @@ impl<B: Backend> Builder<'_, B> {
 /// Name and PyTorch shape of every tensor [`build_llm`] reads for a config, in reading order.
 pub fn tensor_specs(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let (d, hd, ff) = (c.hidden_size, c.head_dim, c.intermediate_size);
-    let mut specs = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, d])];
+    let mut specs = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![c.vocab_size, d],
+    )];
     for l in 0..c.num_layers {
         let p = format!("model.layers.{l}");
         let mut layer = Vec::new();
-        for (proj, out) in [("q", c.num_heads * hd), ("k", c.num_kv_heads * hd), ("v", c.num_kv_heads * hd)] {
+        for (proj, out) in [
+            ("q", c.num_heads * hd),
+            ("k", c.num_kv_heads * hd),
+            ("v", c.num_kv_heads * hd),
+        ] {
             layer.push((format!("self_attn.{proj}_proj.weight"), vec![out, d]));
             if c.attention_bias {
                 layer.push((format!("self_attn.{proj}_proj.bias"), vec![out]));
@@ -111,7 +153,11 @@ pub fn tensor_specs(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         layer.push(("mlp.gate_proj.weight".into(), vec![ff, d]));
         layer.push(("mlp.up_proj.weight".into(), vec![ff, d]));
         layer.push(("mlp.down_proj.weight".into(), vec![d, ff]));
-        specs.extend(layer.into_iter().map(|(name, shape)| (format!("{p}.{name}"), shape)));
+        specs.extend(
+            layer
+                .into_iter()
+                .map(|(name, shape)| (format!("{p}.{name}"), shape)),
+        );
     }
     specs.push(("model.norm.weight".into(), vec![d]));
     if !c.tie_word_embeddings {
@@ -132,7 +178,10 @@ pub fn build_llm<B: Backend>(
         device,
         progress,
     };
-    let embed = b.tensor("model.embed_tokens.weight", [config.vocab_size, config.hidden_size])?;
+    let embed = b.tensor(
+        "model.embed_tokens.weight",
+        [config.vocab_size, config.hidden_size],
+    )?;
     let layers = (0..config.num_layers)
         .map(|l| b.layer(config, l))
         .collect::<Result<Vec<_>>>()?;
@@ -198,7 +247,8 @@ mod tests {
             };
             let mut source = Recording(RandomWeights::new(0), Vec::new());
             let device = Default::default();
-            build_llm::<burn::backend::Flex>(&config, &mut source, &device, &ProgressBar::hidden()).unwrap();
+            build_llm::<burn::backend::Flex>(&config, &mut source, &device, &ProgressBar::hidden())
+                .unwrap();
             assert_eq!(source.1, tensor_specs(&config));
         }
     }

@@ -52,7 +52,10 @@ pub fn export_hf_dir(
     write(&dir.join("model.safetensors"), &file)?;
 
     if let Some(tokenizer) = tokenizer {
-        let json = tokenizer.inner.to_string(false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let json = tokenizer
+            .inner
+            .to_string(false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         write(&dir.join("tokenizer.json"), json.as_bytes())?;
         let token = |id: Option<u32>| id.and_then(|i| tokenizer.inner.id_to_token(i));
         let mut tc = serde_json::json!({
@@ -63,7 +66,10 @@ pub fn export_hf_dir(
         if let Some(template) = &tokenizer.chat_template {
             tc["chat_template"] = template.source().into();
         }
-        write(&dir.join("tokenizer_config.json"), &serde_json::to_vec_pretty(&tc).expect("json"))?;
+        write(
+            &dir.join("tokenizer_config.json"),
+            &serde_json::to_vec_pretty(&tc).expect("json"),
+        )?;
     }
     Ok(())
 }

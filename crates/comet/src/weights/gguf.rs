@@ -97,15 +97,17 @@ impl GgufWeights {
         let arch = f.str("general.architecture").unwrap_or_default();
         let meta = |key: &str| f.num(&format!("{arch}.{key}"));
         let need = |key: &str| {
-            meta(key)
-                .map(|n| n as usize)
-                .ok_or_else(|| Error::corrupt(&f.path, format!("metadata `{arch}.{key}` is missing")))
+            meta(key).map(|n| n as usize).ok_or_else(|| {
+                Error::corrupt(&f.path, format!("metadata `{arch}.{key}` is missing"))
+            })
         };
         let hidden_size = need("embedding_length")?;
-        let embed = f
-            .tensors
-            .get("token_embd.weight")
-            .ok_or_else(|| Error::tensor("token_embd.weight", format!("missing from {}", f.path.display())))?;
+        let embed = f.tensors.get("token_embd.weight").ok_or_else(|| {
+            Error::tensor(
+                "token_embd.weight",
+                format!("missing from {}", f.path.display()),
+            )
+        })?;
         let vocab_size = *embed.dims.get(1).unwrap_or(&0);
         let id = |key: &str| f.num(key).map(|n| n as u32);
         let config = ModelConfig {
@@ -116,10 +118,16 @@ impl GgufWeights {
             num_layers: need("block_count")?,
             num_heads: self.num_heads,
             num_kv_heads: self.num_kv_heads,
-            head_dim: meta("attention.key_length").map_or(hidden_size / self.num_heads, |n| n as usize),
+            head_dim: meta("attention.key_length")
+                .map_or(hidden_size / self.num_heads, |n| n as usize),
             rope_theta: meta("rope.freq_base").unwrap_or(10000.0),
-            rope_scaling: match (f.str(&format!("{arch}.rope.scaling.type")), meta("rope.scaling.factor")) {
-                (Some("linear"), Some(factor)) => Some(crate::config::RopeScaling::Linear { factor }),
+            rope_scaling: match (
+                f.str(&format!("{arch}.rope.scaling.type")),
+                meta("rope.scaling.factor"),
+            ) {
+                (Some("linear"), Some(factor)) => {
+                    Some(crate::config::RopeScaling::Linear { factor })
+                }
                 _ => None,
             },
             rms_norm_eps: meta("attention.layer_norm_rms_epsilon").unwrap_or(1e-6),
@@ -130,7 +138,9 @@ impl GgufWeights {
             eos_token_ids: id("tokenizer.ggml.eos_token_id").into_iter().collect(),
             bos_token_id: id("tokenizer.ggml.bos_token_id"),
         };
-        config.validate().map_err(|e| Error::corrupt(&f.path, e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| Error::corrupt(&f.path, e.to_string()))?;
         Ok(config)
     }
 }
@@ -142,7 +152,8 @@ impl WeightSource for GgufWeights {
 
     fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let file = self.file.path.display().to_string();
-        let gname = gguf_name(name).ok_or_else(|| Error::tensor(name, "has no GGUF counterpart"))?;
+        let gname =
+            gguf_name(name).ok_or_else(|| Error::tensor(name, "has no GGUF counterpart"))?;
         let info = self
             .file
             .tensors
@@ -154,7 +165,10 @@ impl WeightSource for GgufWeights {
         if data.iter().any(|x| !x.is_finite()) {
             return Err(Error::tensor(
                 &gname,
-                format!("holds NaN or infinite values after {} decoding in {file}", type_name(info.ggml_type)),
+                format!(
+                    "holds NaN or infinite values after {} decoding in {file}",
+                    type_name(info.ggml_type)
+                ),
             ));
         }
         // llama.cpp permutes Q/K rows only for the Llama family; Qwen stores them as-is.
@@ -176,8 +190,14 @@ mod tests {
 
     #[test]
     fn names_map_both_ways_of_a_layer() {
-        assert_eq!(gguf_name("model.layers.3.self_attn.k_proj.bias").unwrap(), "blk.3.attn_k.bias");
-        assert_eq!(gguf_name("model.layers.0.mlp.down_proj.weight").unwrap(), "blk.0.ffn_down.weight");
+        assert_eq!(
+            gguf_name("model.layers.3.self_attn.k_proj.bias").unwrap(),
+            "blk.3.attn_k.bias"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.mlp.down_proj.weight").unwrap(),
+            "blk.0.ffn_down.weight"
+        );
         assert_eq!(gguf_name("lm_head.weight").unwrap(), "output.weight");
         assert!(gguf_name("model.layers.0.unknown.weight").is_none());
     }

@@ -61,31 +61,51 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| {
-            Error::corrupt(self.path, format!("truncated GGUF header (needs {n} bytes at offset {})", self.pos))
+            Error::corrupt(
+                self.path,
+                format!(
+                    "truncated GGUF header (needs {n} bytes at offset {})",
+                    self.pos
+                ),
+            )
         })?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn count(&mut self, what: &str) -> Result<usize> {
         let n = self.u64()?;
         // Every counted item takes at least one byte, so a larger count is corruption.
         if n as usize > self.bytes.len() {
-            return Err(Error::corrupt(self.path, format!("implausible {what} count {n}")));
+            return Err(Error::corrupt(
+                self.path,
+                format!(
+                    "truncated or corrupt: {what} count {n} exceeds the file's {} bytes",
+                    self.bytes.len()
+                ),
+            ));
         }
         Ok(n as usize)
     }
     fn string(&mut self) -> Result<String> {
         let n = self.count("string length")?;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| Error::corrupt(self.path, format!("non-UTF-8 string at offset {}", self.pos - n)))
+        String::from_utf8(bytes.to_vec()).map_err(|_| {
+            Error::corrupt(
+                self.path,
+                format!("non-UTF-8 string at offset {}", self.pos - n),
+            )
+        })
     }
     fn value(&mut self, ty: u32) -> Result<MetaValue> {
         Ok(match ty {
@@ -111,7 +131,10 @@ impl<'a> Cursor<'a> {
             11 => MetaValue::Int(self.u64()? as i64),
             12 => MetaValue::Float(f64::from_bits(self.u64()?)),
             other => {
-                return Err(Error::corrupt(self.path, format!("unknown metadata value type {other}")))
+                return Err(Error::corrupt(
+                    self.path,
+                    format!("unknown metadata value type {other}"),
+                ))
             }
         })
     }
@@ -123,13 +146,20 @@ impl GgufFile {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: read-only map of a file we do not modify.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let mut c = Cursor { bytes: &mmap, pos: 0, path };
+        let mut c = Cursor {
+            bytes: &mmap,
+            pos: 0,
+            path,
+        };
         if c.take(4).ok() != Some(b"GGUF".as_slice()) {
             return Err(Error::corrupt(path, "not a GGUF file (bad magic)"));
         }
         let version = c.u32()?;
         if !(2..=3).contains(&version) {
-            return Err(Error::corrupt(path, format!("GGUF version {version} is not supported (2 and 3 are)")));
+            return Err(Error::corrupt(
+                path,
+                format!("GGUF version {version} is not supported (2 and 3 are)"),
+            ));
         }
         let n_tensors = c.count("tensor")?;
         let n_kv = c.count("metadata")?;
@@ -144,9 +174,14 @@ impl GgufFile {
             let name = c.string()?;
             let n_dims = c.u32()? as usize;
             if n_dims > 8 {
-                return Err(Error::corrupt(path, format!("tensor `{name}` has {n_dims} dimensions")));
+                return Err(Error::corrupt(
+                    path,
+                    format!("tensor `{name}` has {n_dims} dimensions"),
+                ));
             }
-            let dims = (0..n_dims).map(|_| c.u64().map(|d| d as usize)).collect::<Result<Vec<_>>>()?;
+            let dims = (0..n_dims)
+                .map(|_| c.u64().map(|d| d as usize))
+                .collect::<Result<Vec<_>>>()?;
             let ggml_type = c.u32()?;
             let offset = c.u64()? as usize;
             infos.push((name, dims, ggml_type, offset));
@@ -160,15 +195,27 @@ impl GgufFile {
         for (name, dims, ggml_type, offset) in infos {
             let start = data_start + offset;
             let n: usize = dims.iter().product();
-            let size = super::quant::byte_size(ggml_type, n)
-                .ok_or_else(|| Error::tensor(&name, format!("ggml type {ggml_type} is not supported")))?;
+            let size = super::quant::byte_size(ggml_type, n).ok_or_else(|| {
+                Error::tensor(&name, format!("ggml type {ggml_type} is not supported"))
+            })?;
             if start.checked_add(size).is_none_or(|end| end > mmap.len()) {
                 return Err(Error::corrupt(
                     path,
-                    format!("truncated: tensor `{name}` needs bytes {start}..{} but the file has {}", start + size, mmap.len()),
+                    format!(
+                        "truncated: tensor `{name}` needs bytes {start}..{} but the file has {}",
+                        start + size,
+                        mmap.len()
+                    ),
                 ));
             }
-            tensors.insert(name, TensorInfo { dims, ggml_type, start });
+            tensors.insert(
+                name,
+                TensorInfo {
+                    dims,
+                    ggml_type,
+                    start,
+                },
+            );
         }
         Ok(Self {
             path: path.to_path_buf(),

@@ -52,7 +52,10 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 pub fn dequantize(ggml_type: u32, data: &[u8]) -> Vec<f32> {
     let (per_block, bytes) = block_layout(ggml_type).expect("checked by byte_size");
     let mut out = vec![0f32; data.len() / bytes * per_block];
-    for (block, y) in data.chunks_exact(bytes).zip(out.chunks_exact_mut(per_block)) {
+    for (block, y) in data
+        .chunks_exact(bytes)
+        .zip(out.chunks_exact_mut(per_block))
+    {
         match ggml_type {
             0 => y[0] = f32::from_le_bytes([block[0], block[1], block[2], block[3]]),
             1 => y[0] = f16_at(block, 0),

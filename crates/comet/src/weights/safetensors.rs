@@ -72,7 +72,10 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::corrupt(index, "no `weight_map` object"))?;
-    let mut names: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+    let mut names: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
     names.sort();
     names.dedup();
     Ok(names)
@@ -91,7 +94,9 @@ impl WeightSource for SafetensorsWeights {
         let (path, mmap) = &self.files[i];
         let file = path.display().to_string();
         let st = SafeTensors::deserialize(mmap).map_err(|e| Error::corrupt(path, e.to_string()))?;
-        let view = st.tensor(name).map_err(|e| Error::tensor(name, e.to_string()))?;
+        let view = st
+            .tensor(name)
+            .map_err(|e| Error::tensor(name, e.to_string()))?;
         check_shape(name, view.shape(), shape, &file)?;
         to_f32(name, view.dtype(), view.data())
     }
@@ -99,7 +104,11 @@ impl WeightSource for SafetensorsWeights {
 
 /// Converts little-endian tensor bytes of a float dtype to f32.
 fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
-    let pairs = || bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let pairs = || {
+        bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     Ok(match dtype {
         Dtype::F32 => bytes
             .chunks_exact(4)
