@@ -70,3 +70,53 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A small random model config of the given family (for CoMeT tests).
+pub fn tiny_config(tied: bool) -> comet::config::ModelConfig {
+    comet::config::ModelConfig {
+        architecture: comet::config::Architecture::Qwen3,
+        vocab_size: 64,
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rope_theta: 10000.0,
+        rope_scaling: None,
+        rms_norm_eps: 1e-6,
+        tie_word_embeddings: tied,
+        attention_bias: false,
+        qk_norm: true,
+        max_position_embeddings: 512,
+        eos_token_ids: vec![],
+        bos_token_id: None,
+    }
+}
+
+/// A small CoMeT config: chunks of 12, 3 slots, stride 4, budget 5.
+pub fn tiny_comet() -> comet::memory::CometConfig {
+    comet::memory::CometConfig {
+        chunk_size: 12,
+        memory_slots: 3,
+        compression_stride: 4,
+        temp_budget: 5,
+        adapter_rank: 2,
+        ..Default::default()
+    }
+}
+
+/// Deterministic pseudo-random token ids in `lo..hi`.
+pub fn tokens(n: usize, seed: u64, lo: u32, hi: u32) -> Vec<u32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            lo + ((x >> 33) as u32) % (hi - lo)
+        })
+        .collect()
+}

@@ -2,16 +2,22 @@
 //! memory (arXiv 2602.01766), written once over any Burn backend.
 //!
 //! Data flows one way: tokens -> chunk layout -> model + memory -> logits / loss.
-//! This crate currently holds the base model ([`model`]), its weights I/O ([`weights`]),
-//! tokenization ([`tokenizer`]) and generation ([`generate`]).
+//! - [`model`]: the base LLM; [`weights`]: safetensors/GGUF I/O; [`tokenizer`]: text <-> ids.
+//! - [`layout`]: token ids -> per-chunk layout (slots, compression and readout tokens).
+//! - [`memory`]: global and temporary memory modules and the state between chunks.
+//! - [`comet`]: the recurrence (training loss, prefill, absorbing text into memory).
+//! - [`generate`]: decoding, plain or over CoMeT memory.
 
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod comet;
 pub mod config;
 mod error;
 pub mod generate;
+pub mod layout;
 mod load;
+pub mod memory;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;

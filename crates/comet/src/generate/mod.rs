@@ -1,11 +1,13 @@
 //! Autoregressive generation over any [`Decoder`], with streaming and throughput figures.
 
+mod comet;
 mod sampler;
 
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 
+pub use comet::CometDecoder;
 pub use sampler::{argmax, Sampler, SamplingConfig};
 
 use crate::model::{KvCache, Llm};

@@ -204,6 +204,13 @@ pub fn build_llm<B: Backend>(
     })
 }
 
+/// A model for `config` with fresh random weights (training from scratch, tests).
+pub fn random_llm<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) -> Llm<B> {
+    let mut source = super::source::RandomWeights::new(seed);
+    build_llm(config, &mut source, device, &ProgressBar::hidden())
+        .expect("random weights match any config")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

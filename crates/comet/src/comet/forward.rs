@@ -1,0 +1,150 @@
+//! Whole inputs through the recurrence: the training loss, absorbing text into memory, and
+//! the prefill that leaves the final chunk in a KV cache for decoding.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use super::model::CometModel;
+use crate::layout::Sequence;
+use crate::memory::MemoryState;
+use crate::model::KvCache;
+use crate::{Error, Result};
+
+/// What a prefill leaves for decoding.
+pub struct Prefill<B: Backend> {
+    /// Memory after every chunk but the final one.
+    pub state: MemoryState<B>,
+    /// Keys/values of the final chunk (its slots, text and compression tokens).
+    pub cache: KvCache<B>,
+    /// Logits `[vocab]` at the final text token.
+    pub logits: Vec<f32>,
+    /// Text tokens in the final chunk (decoding continues its compression stride).
+    pub final_text: usize,
+}
+
+impl<B: Backend> CometModel<B> {
+    /// Mean next-token loss over every chunk of a batch, as a `[1]` tensor whose graph
+    /// spans all chunks (memory carries gradients back to the first one).
+    pub fn loss(&self, batch: &[Sequence]) -> Result<Tensor<B, 1>> {
+        if batch.iter().any(|s| s.tokens.is_empty()) {
+            return Err(Error::Input("a training sample has no tokens".into()));
+        }
+        let device = self.llm.embed_tokens.weight.device();
+        let layouts = self.layout_builder().chunks(
+            batch,
+            Self::memory_shape(&self.empty_state(batch.len())),
+            false,
+        );
+        let mut state = self.empty_state(batch.len());
+        let mut total: Option<Tensor<B, 1>> = None;
+        let mut count = 0usize;
+        for layout in &layouts {
+            let out = self.read_chunk(layout, &state, None);
+            let n = layout.text_positions.len();
+            let targets = &layout.targets;
+            let valid = targets.iter().filter(|&&t| t >= 0).count();
+            if valid > 0 {
+                let logp = log_softmax(self.text_logits(layout, out.hidden), 2); // [batch, n, vocab]
+                let index: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
+                let weight: Vec<f32> = targets
+                    .iter()
+                    .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
+                    .collect();
+                let index = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(index, [layout.batch, n]),
+                    &device,
+                );
+                let weight =
+                    Tensor::<B, 2>::from_data(TensorData::new(weight, [layout.batch, n]), &device);
+                let picked = logp.gather(2, index.unsqueeze_dim(2)).squeeze_dim::<2>(2);
+                let chunk = (picked * weight).sum().neg();
+                total = Some(match total {
+                    Some(t) => t + chunk,
+                    None => chunk,
+                });
+                count += valid;
+            }
+            state = out.state;
+        }
+        let total =
+            total.ok_or_else(|| Error::Input("no token in the batch has a target".into()))?;
+        Ok(total / count as f32)
+    }
+
+    /// Reads `ids` entirely into memory (every chunk, the last included, updates it).
+    pub fn absorb(
+        &self,
+        ids: &[u32],
+        state: MemoryState<B>,
+        mut on_chunk: impl FnMut(usize),
+    ) -> Result<MemoryState<B>> {
+        let seq = self.checked_sequence(ids, &state)?;
+        let mut state = state;
+        for layout in self
+            .layout_builder()
+            .chunks(&[seq], Self::memory_shape(&state), true)
+        {
+            state = self.read_chunk(&layout, &state, None).state;
+            on_chunk(layout.text_counts[0]);
+        }
+        Ok(state)
+    }
+
+    /// Reads `ids` for generation: every chunk but the final one into memory, the final
+    /// one into a KV cache; returns the logits after the last token.
+    pub fn prefill(
+        &self,
+        ids: &[u32],
+        state: MemoryState<B>,
+        mut on_chunk: impl FnMut(usize),
+    ) -> Result<Prefill<B>> {
+        let seq = self.checked_sequence(ids, &state)?;
+        let layouts = self
+            .layout_builder()
+            .chunks(&[seq], Self::memory_shape(&state), false);
+        let (last, earlier) = layouts.split_last().expect("non-empty input has a chunk");
+        let mut state = state;
+        for layout in earlier {
+            state = self.read_chunk(layout, &state, None).state;
+            on_chunk(layout.text_counts[0]);
+        }
+        let mut cache = KvCache::new(self.llm.layers.len());
+        let out = self.read_chunk(last, &state, Some(&mut cache));
+        on_chunk(last.text_counts[0]);
+        let position = *last.text_positions.last().expect("final chunk has text");
+        let [b, _, d] = out.hidden.dims();
+        let hidden = out.hidden.slice([0..b, position..position + 1, 0..d]);
+        let logits = self
+            .llm
+            .logits(hidden)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 logits");
+        // The final chunk's memory update is not used: decoding reads the memory it started from.
+        Ok(Prefill {
+            state,
+            cache,
+            logits,
+            final_text: last.text_counts[0],
+        })
+    }
+
+    fn checked_sequence(&self, ids: &[u32], state: &MemoryState<B>) -> Result<Sequence> {
+        if ids.is_empty() {
+            return Err(Error::Input("the input has no tokens".into()));
+        }
+        if state.batch() != 1 {
+            return Err(Error::Input(format!(
+                "memory holds {} samples, inference reads one",
+                state.batch()
+            )));
+        }
+        let vocab = self.llm.config().vocab_size;
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::Input(format!(
+                "token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        Ok(Sequence::language_model(ids.to_vec()))
+    }
+}

@@ -1,0 +1,153 @@
+//! The CoMeT recurrence inside one chunk: memory in before each layer, memory out after it.
+
+use burn::prelude::*;
+use burn::tensor::Int;
+
+use crate::layout::ChunkLayout;
+use crate::memory::{CometConfig, LayerMemory, LayerState};
+use crate::model::LayerHook;
+
+/// Device-side indices a chunk's memory update needs, built once per chunk.
+pub struct ChunkIndices<B: Backend> {
+    /// Compression positions `[k]`.
+    compression: Option<Tensor<B, 1, Int>>,
+    /// Which of `[old queue ; new entries]` to keep `[batch, new_slots, hidden]`.
+    queue_keep: Option<Tensor<B, 3, Int>>,
+    /// 1 for samples with text in this chunk `[batch, 1, 1]`.
+    active: Tensor<B, 3>,
+    /// Whether every sample is active (the common case; skips a blend).
+    all_active: bool,
+}
+
+impl<B: Backend> ChunkIndices<B> {
+    /// Indices for `layout`, given the queue lengths the chunk starts from.
+    pub fn new(
+        layout: &ChunkLayout,
+        config: &CometConfig,
+        queue_lengths: &[usize],
+        hidden: usize,
+        device: &B::Device,
+    ) -> Self {
+        let batch = layout.batch;
+        let k = layout.compression_positions.len();
+        let compression = (k > 0).then(|| {
+            let idx: Vec<i64> = layout
+                .compression_positions
+                .iter()
+                .map(|&p| p as i64)
+                .collect();
+            Tensor::from_data(TensorData::new(idx, [k]), device)
+        });
+        let queue_keep = (k > 0).then(|| {
+            let (idx, slots) = layout.queue_update(config.temp_budget, queue_lengths);
+            Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [batch, slots]), device)
+                .unsqueeze_dim::<3>(2)
+                .expand([batch, slots, hidden])
+        });
+        let active: Vec<f32> = layout
+            .active
+            .iter()
+            .map(|&a| if a { 1.0 } else { 0.0 })
+            .collect();
+        Self {
+            compression,
+            queue_keep,
+            active: Tensor::from_data(TensorData::new(active, [batch, 1, 1]), device),
+            all_active: layout.active.iter().all(|&a| a),
+        }
+    }
+}
+
+/// Replaces slot inputs with memory before each layer and computes the next memory after it.
+pub struct ChunkHook<'a, B: Backend> {
+    /// Per-layer memory modules.
+    pub memory: &'a [LayerMemory<B>],
+    /// Memory sizes and switches.
+    pub config: &'a CometConfig,
+    /// The chunk being read.
+    pub layout: &'a ChunkLayout,
+    /// Its device-side indices.
+    pub indices: &'a ChunkIndices<B>,
+    /// Memory the chunk reads (per layer).
+    pub state: &'a [LayerState<B>],
+    /// Memory after the chunk (per layer), filled as layers run.
+    pub next: Vec<LayerState<B>>,
+}
+
+impl<B: Backend> ChunkHook<'_, B> {
+    fn keep_inactive(&self, new: Tensor<B, 3>, old: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
+        match old {
+            Some(old) if !self.indices.all_active => {
+                let a = self.indices.active.clone();
+                new * a.clone() + old.clone() * (a.neg() + 1.0)
+            }
+            _ => new,
+        }
+    }
+}
+
+impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
+    fn before_layer(&mut self, layer: usize, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let (g, t) = (self.layout.global_slots, self.layout.temp_slots);
+        if g + t == 0 {
+            return hidden;
+        }
+        let [batch, len, d] = hidden.dims();
+        let state = &self.state[layer];
+        let mut parts = Vec::with_capacity(3);
+        if g > 0 {
+            let s = state
+                .global
+                .clone()
+                .expect("global slots imply a global state");
+            parts.push(self.memory[layer].global.slots(s));
+        }
+        if t > 0 {
+            let queue = state.queue.clone().expect("temporary slots imply a queue");
+            parts.push(queue.slice([0..batch, 0..t, 0..d]));
+        }
+        parts.push(hidden.slice([0..batch, g + t..len, 0..d]));
+        Tensor::cat(parts, 1)
+    }
+
+    fn after_layer(&mut self, layer: usize, hidden: &Tensor<B, 3>) {
+        let [batch, _, d] = hidden.dims();
+        let old = &self.state[layer];
+        let memory = &self.memory[layer];
+        let global = match self.layout.readout_start {
+            Some(start) => {
+                let readouts =
+                    hidden
+                        .clone()
+                        .slice([0..batch, start..start + self.config.memory_slots, 0..d]);
+                let updated =
+                    memory
+                        .global
+                        .update(readouts, old.global.clone(), self.config.use_gate);
+                Some(self.keep_inactive(updated, old.global.as_ref()))
+            }
+            None => old.global.clone(),
+        };
+        let queue = match (&self.indices.compression, &self.indices.queue_keep) {
+            (Some(positions), Some(keep)) => {
+                let entries = memory
+                    .temporary
+                    .compress(hidden.clone().select(1, positions.clone()));
+                let pool = match &old.queue {
+                    // Only the chunk's temp_slots rows of the old queue are addressed by `keep`.
+                    Some(q) => Tensor::cat(
+                        vec![
+                            q.clone().slice([0..batch, 0..self.layout.temp_slots, 0..d]),
+                            entries,
+                        ],
+                        1,
+                    ),
+                    None => entries,
+                };
+                Some(pool.gather(1, keep.clone()))
+            }
+            _ => old.queue.clone(),
+        };
+        self.next.push(LayerState { global, queue });
+    }
+}

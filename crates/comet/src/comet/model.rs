@@ -1,0 +1,169 @@
+//! `CometModel`: a base LLM plus per-layer memory, reading any input chunk by chunk.
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::module::embedding;
+
+use super::hook::{ChunkHook, ChunkIndices};
+use crate::layout::{ChunkLayout, LayoutBuilder, MemoryShape, SpecialTokens};
+use crate::memory::{CometConfig, LayerMemory, MemoryState};
+use crate::model::{AttentionMask, ForwardInput, KvCache, Llm};
+
+/// A base model with CoMeT memory modules and the embeddings of CoMeT's special tokens.
+#[derive(Module, Debug)]
+pub struct CometModel<B: Backend> {
+    /// The pretrained (or from-scratch) base model.
+    pub llm: Llm<B>,
+    /// One memory per layer.
+    pub memory: Vec<LayerMemory<B>>,
+    /// Embeddings of the special tokens `[2 + m, hidden]` (slot, compression, readouts).
+    pub special_embeddings: Param<Tensor<B, 2>>,
+    /// Memory sizes and switches.
+    #[module(skip)]
+    pub comet: CometConfig,
+}
+
+/// The result of reading one chunk.
+pub struct ChunkOutput<B: Backend> {
+    /// Final normed hidden states `[batch, len, hidden]`.
+    pub hidden: Tensor<B, 3>,
+    /// The memory after the chunk.
+    pub state: MemoryState<B>,
+}
+
+impl<B: Backend> CometModel<B> {
+    /// Adds fresh memory modules to `llm`; special-token embeddings start at the mean
+    /// of the existing embeddings.
+    pub fn new(llm: Llm<B>, comet: CometConfig) -> Self {
+        let device = llm.embed_tokens.weight.device();
+        let d = llm.config().hidden_size;
+        let memory = (0..llm.layers.len())
+            .map(|_| LayerMemory::new(d, comet.adapter_rank, &device))
+            .collect();
+        let mean = llm.embed_tokens.weight.val().mean_dim(0); // [1, hidden]
+                                                              // Through host data: a fresh leaf tensor, not a view of the embedding's graph.
+        let special = mean.expand([comet.special_tokens(), d]).into_data();
+        let special = Tensor::from_data(special, &device);
+        Self {
+            llm,
+            memory,
+            special_embeddings: Param::from_tensor(special),
+            comet,
+        }
+    }
+
+    /// The layout builder for this model's vocabulary and config.
+    pub fn layout_builder(&self) -> LayoutBuilder {
+        LayoutBuilder::new(self.comet.clone(), self.special_tokens())
+    }
+
+    /// Ids of the special tokens (after the base vocabulary).
+    pub fn special_tokens(&self) -> SpecialTokens {
+        SpecialTokens::after(self.llm.config().vocab_size)
+    }
+
+    /// Empty memory for `batch` samples.
+    pub fn empty_state(&self, batch: usize) -> MemoryState<B> {
+        MemoryState::empty(self.llm.layers.len(), batch)
+    }
+
+    /// Shape of the slots a memory state gives the next chunk.
+    pub fn memory_shape(state: &MemoryState<B>) -> MemoryShape {
+        MemoryShape {
+            has_global: state.has_global(),
+            queue_lengths: state.queue_lengths.clone(),
+        }
+    }
+
+    /// Embeds ids `[batch * len]` that may include special tokens -> `[batch, len, hidden]`.
+    pub fn embed(&self, input_ids: &[u32], batch: usize, len: usize) -> Tensor<B, 3> {
+        let device = self.llm.embed_tokens.weight.device();
+        let vocab = self.llm.config().vocab_size as u32;
+        let ids = |f: &dyn Fn(u32) -> u32| -> Tensor<B, 2, Int> {
+            let data: Vec<i64> = input_ids.iter().map(|&id| f(id) as i64).collect();
+            Tensor::from_data(TensorData::new(data, [batch, len]), &device)
+        };
+        let text = self.llm.embed(ids(&|id| if id < vocab { id } else { 0 }));
+        let special = embedding(
+            self.special_embeddings.val(),
+            ids(&|id| if id >= vocab { id - vocab } else { 0 }),
+        );
+        let is_special: Vec<bool> = input_ids.iter().map(|&id| id >= vocab).collect();
+        let mask =
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(is_special, [batch, len]), &device)
+                .unsqueeze_dim::<3>(2)
+                .expand([batch, len, self.llm.config().hidden_size]);
+        text.mask_where(mask, special)
+    }
+
+    /// Reads one chunk from `state`; with a cache, the chunk's keys/values stay in it.
+    pub fn read_chunk(
+        &self,
+        layout: &ChunkLayout,
+        state: &MemoryState<B>,
+        cache: Option<&mut KvCache<B>>,
+    ) -> ChunkOutput<B> {
+        let device = self.llm.embed_tokens.weight.device();
+        let d = self.llm.config().hidden_size;
+        let (b, n) = (layout.batch, layout.len);
+        let hidden = self.embed(&layout.input_ids, b, n);
+        let positions = Tensor::from_data(
+            TensorData::new(layout.position_ids.clone(), [b, n]),
+            &device,
+        );
+        let mask = if layout.has_padding() {
+            AttentionMask::Explicit(
+                Tensor::<B, 3, Bool>::from_data(TensorData::new(layout.mask(), [b, n, n]), &device)
+                    .unsqueeze_dim(1),
+            )
+        } else {
+            AttentionMask::Causal
+        };
+        let indices = ChunkIndices::new(layout, &self.comet, &state.queue_lengths, d, &device);
+        let mut hook = ChunkHook {
+            memory: &self.memory,
+            config: &self.comet,
+            layout,
+            indices: &indices,
+            state: &state.layers,
+            next: Vec::with_capacity(self.memory.len()),
+        };
+        let hidden = self.llm.forward_hidden(
+            hidden,
+            ForwardInput {
+                positions,
+                mask,
+                cache,
+            },
+            &mut hook,
+        );
+        let queue_lengths = (0..b)
+            .map(|i| {
+                (state.queue_lengths[i] + layout.compression_counts[i]).min(self.comet.temp_budget)
+            })
+            .collect();
+        let tokens_read = (0..b)
+            .map(|i| state.tokens_read[i] + layout.text_counts[i])
+            .collect();
+        ChunkOutput {
+            hidden,
+            state: MemoryState {
+                layers: hook.next,
+                queue_lengths,
+                tokens_read,
+            },
+        }
+    }
+
+    /// Logits `[batch, text, vocab]` at the text positions of a chunk's output.
+    pub fn text_logits(&self, layout: &ChunkLayout, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let device = hidden.device();
+        let positions: Vec<i64> = layout.text_positions.iter().map(|&p| p as i64).collect();
+        let n = positions.len();
+        let text = hidden.select(
+            1,
+            Tensor::from_data(TensorData::new(positions, [n]), &device),
+        );
+        self.llm.logits(text)
+    }
+}

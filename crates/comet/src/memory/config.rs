@@ -1,0 +1,97 @@
+//! `CometConfig`: the sizes and switches of the CoMeT memory, saved as `comet.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Sizes of the chunked layout and the memory, plus ablation switches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CometConfig {
+    /// Text tokens per chunk.
+    pub chunk_size: usize,
+    /// Global memory slots m (= number of readout tokens).
+    pub memory_slots: usize,
+    /// One compression token after every `compression_stride` text tokens.
+    pub compression_stride: usize,
+    /// Largest number of temporary-memory entries (FIFO).
+    pub temp_budget: usize,
+    /// Rank of the residual low-rank adapters.
+    pub adapter_rank: usize,
+    /// Gate the global memory update (off: the newest readout replaces the state).
+    #[serde(default = "yes")]
+    pub use_gate: bool,
+    /// Keep a global memory (off: no global slots and no readout tokens).
+    #[serde(default = "yes")]
+    pub use_global: bool,
+    /// Keep a temporary memory (off: no temporary slots and no compression tokens).
+    #[serde(default = "yes")]
+    pub use_temp: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for CometConfig {
+    /// Defaults scaled to a ~100M-parameter model (the reference uses 2048/512/8/2048/8 at 4B).
+    fn default() -> Self {
+        Self {
+            chunk_size: 512,
+            memory_slots: 64,
+            compression_stride: 8,
+            temp_budget: 256,
+            adapter_rank: 8,
+            use_gate: true,
+            use_global: true,
+            use_temp: true,
+        }
+    }
+}
+
+impl CometConfig {
+    /// Checks that the sizes are usable.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("chunk_size", self.chunk_size),
+            ("memory_slots", self.memory_slots),
+            ("compression_stride", self.compression_stride),
+            ("temp_budget", self.temp_budget),
+            ("adapter_rank", self.adapter_rank),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(Error::Input(format!(
+                    "comet config: `{name}` must be positive"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Global slots (and readouts) per chunk, 0 when the global memory is off.
+    pub fn global_slots(&self) -> usize {
+        if self.use_global {
+            self.memory_slots
+        } else {
+            0
+        }
+    }
+
+    /// Number of special tokens CoMeT adds to the vocabulary: slot placeholder,
+    /// compression token and the readout tokens.
+    pub fn special_tokens(&self) -> usize {
+        2 + self.memory_slots
+    }
+
+    /// Reads `comet.json`.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let config: Self = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,9 @@
+//! The CoMeT memory: its config, the per-layer modules and the state carried between chunks.
+
+mod config;
+mod modules;
+mod state;
+
+pub use config::CometConfig;
+pub use modules::{GlobalMemory, LayerMemory, LowRankAdapter, TemporaryMemory};
+pub use state::{LayerState, MemoryState};

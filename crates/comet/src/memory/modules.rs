@@ -1,0 +1,134 @@
+//! The per-layer memory modules: gated global memory and compressed temporary memory.
+
+use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+
+/// Residual low-rank adapter: `x + up(down(x))`, starting close to the identity.
+#[derive(Module, Debug)]
+pub struct LowRankAdapter<B: Backend> {
+    /// `[hidden, rank]`.
+    pub down: Linear<B>,
+    /// `[rank, hidden]`.
+    pub up: Linear<B>,
+}
+
+impl<B: Backend> LowRankAdapter<B> {
+    /// A fresh adapter.
+    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+        // Small but non-zero both ways: a zero `up` would leave `down` without gradient.
+        let init = burn::nn::Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        Self {
+            down: LinearConfig::new(hidden, rank)
+                .with_bias(false)
+                .with_initializer(init.clone())
+                .init(device),
+            up: LinearConfig::new(rank, hidden)
+                .with_bias(false)
+                .with_initializer(init)
+                .init(device),
+        }
+    }
+
+    /// `[batch, n, hidden] -> [batch, n, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        x.clone() + self.up.forward(self.down.forward(x))
+    }
+}
+
+/// Global memory of one layer: a gated state S updated from the readouts of each chunk.
+#[derive(Module, Debug)]
+pub struct GlobalMemory<B: Backend> {
+    /// Normalises the readouts into candidates.
+    pub norm: RmsNorm<B>,
+    /// `[2 * hidden, 1]`: one gate per slot from `[candidate; state]`.
+    pub gate: Linear<B>,
+    /// Maps the state to the slot inputs of the next chunk.
+    pub adapter: LowRankAdapter<B>,
+}
+
+impl<B: Backend> GlobalMemory<B> {
+    /// Fresh module for width `hidden`, adapters of rank `rank`.
+    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+        Self {
+            norm: RmsNormConfig::new(hidden).init(device),
+            gate: LinearConfig::new(2 * hidden, 1)
+                .with_bias(false)
+                .init(device),
+            adapter: LowRankAdapter::new(hidden, rank, device),
+        }
+    }
+
+    /// New state from readouts `[batch, m, hidden]` and the previous state, if any.
+    /// Without the gate the candidate replaces the state.
+    pub fn update(
+        &self,
+        readouts: Tensor<B, 3>,
+        state: Option<Tensor<B, 3>>,
+        use_gate: bool,
+    ) -> Tensor<B, 3> {
+        let candidate = self.norm.forward(readouts);
+        match state {
+            Some(state) if use_gate => {
+                // [batch, m, 1]
+                let g = sigmoid(
+                    self.gate
+                        .forward(Tensor::cat(vec![candidate.clone(), state.clone()], 2)),
+                );
+                g.clone() * state + (g.neg() + 1.0) * candidate
+            }
+            _ => candidate,
+        }
+    }
+
+    /// Slot inputs G `[batch, m, hidden]` of a state.
+    pub fn slots(&self, state: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.adapter.forward(state)
+    }
+}
+
+/// Temporary memory of one layer: compression-token outputs, normalised and adapted.
+#[derive(Module, Debug)]
+pub struct TemporaryMemory<B: Backend> {
+    /// Its own norm (eps 1e-12, as the reference).
+    pub norm: RmsNorm<B>,
+    /// Its own adapter.
+    pub adapter: LowRankAdapter<B>,
+}
+
+impl<B: Backend> TemporaryMemory<B> {
+    /// Fresh module.
+    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+        Self {
+            norm: RmsNormConfig::new(hidden).with_epsilon(1e-12).init(device),
+            adapter: LowRankAdapter::new(hidden, rank, device),
+        }
+    }
+
+    /// Queue entries `[batch, k, hidden]` from compression outputs `[batch, k, hidden]`.
+    pub fn compress(&self, compressed: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.adapter.forward(self.norm.forward(compressed))
+    }
+}
+
+/// Both memories of one layer.
+#[derive(Module, Debug)]
+pub struct LayerMemory<B: Backend> {
+    /// Gated global memory.
+    pub global: GlobalMemory<B>,
+    /// FIFO temporary memory.
+    pub temporary: TemporaryMemory<B>,
+}
+
+impl<B: Backend> LayerMemory<B> {
+    /// Fresh modules for one layer.
+    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+        Self {
+            global: GlobalMemory::new(hidden, rank, device),
+            temporary: TemporaryMemory::new(hidden, rank, device),
+        }
+    }
+}

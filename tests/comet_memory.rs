@@ -1,0 +1,204 @@
+//! The CoMeT recurrence on a tiny random model: inference agrees with the training forward,
+//! padding is invisible, gradients cross chunks, ablation switches run.
+
+mod common;
+
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use comet::comet::CometModel;
+use comet::generate::{CometDecoder, Decoder};
+use comet::layout::Sequence;
+use comet::memory::CometConfig;
+use comet::weights::random_llm;
+use common::{max_abs_diff, tiny_comet, tiny_config, tokens};
+
+type B = Flex;
+
+fn model(comet: CometConfig, tied: bool) -> CometModel<B> {
+    let device = Default::default();
+    CometModel::new(random_llm::<B>(&tiny_config(tied), 3, &device), comet)
+}
+
+/// Logits `[batch * text, vocab]` of every chunk, by the training forward.
+fn training_logits(model: &CometModel<B>, batch: &[Sequence]) -> Vec<Vec<f32>> {
+    let layouts = model.layout_builder().chunks(
+        batch,
+        CometModel::memory_shape(&model.empty_state(batch.len())),
+        false,
+    );
+    let mut state = model.empty_state(batch.len());
+    let mut out = Vec::new();
+    for layout in &layouts {
+        let chunk = model.read_chunk(layout, &state, None);
+        out.push(
+            model
+                .text_logits(layout, chunk.hidden)
+                .into_data()
+                .to_vec()
+                .unwrap(),
+        );
+        state = chunk.state;
+    }
+    out
+}
+
+#[test]
+fn inference_logits_equal_the_training_forward() {
+    let model = model(tiny_comet(), true);
+    // 3.5 chunks: memory from three chunks, a short final chunk, a queue past its budget.
+    let ids = tokens(42, 1, 0, 64);
+    let chunks = training_logits(&model, &[Sequence::language_model(ids.clone())]);
+    let last = chunks.last().unwrap();
+    let vocab = 64;
+    let expected = &last[last.len() - vocab..];
+    let mut decoder = CometDecoder::new(&model, model.empty_state(1));
+    let got = decoder.prefill(&ids).unwrap();
+    assert!(max_abs_diff(&got, expected) < 1e-4);
+
+    // Decoding token by token continues the training layout (compression tokens included).
+    let more = tokens(20, 2, 0, 64);
+    let mut all = ids.clone();
+    for &id in &more {
+        let step = decoder.step(id).unwrap();
+        all.push(id);
+        let chunks = training_logits(&model, &[Sequence::language_model(all.clone())]);
+        let last = chunks.last().unwrap();
+        let diff = max_abs_diff(&step, &last[last.len() - vocab..]);
+        assert!(diff < 1e-4, "after {} tokens: {diff}", all.len());
+    }
+}
+
+#[test]
+fn padded_samples_compute_what_they_compute_alone() {
+    let model = model(tiny_comet(), false);
+    let short = Sequence::language_model(tokens(17, 4, 0, 64));
+    let long = Sequence::language_model(tokens(40, 5, 0, 64));
+    let alone = training_logits(&model, std::slice::from_ref(&short));
+    let batched = training_logits(&model, &[long, short.clone()]);
+    let vocab = 64;
+    for (t, alone) in alone.iter().enumerate() {
+        let per_sample = batched[t].len() / 2;
+        let second = &batched[t][per_sample..per_sample + alone.len()];
+        assert!(max_abs_diff(second, alone) < 1e-4, "chunk {t}");
+        assert_eq!(alone.len() % vocab, 0);
+    }
+}
+
+#[test]
+fn loss_is_the_mean_token_nll_over_all_chunks() {
+    let model = model(tiny_comet(), true);
+    let seq = Sequence::language_model(tokens(30, 6, 0, 64));
+    let loss: f32 = model
+        .loss(std::slice::from_ref(&seq))
+        .unwrap()
+        .into_scalar();
+    let chunks = training_logits(&model, std::slice::from_ref(&seq));
+    let logits: Vec<f32> = chunks.concat();
+    let mut nll = 0.0f64;
+    for (i, row) in logits.chunks(64).enumerate() {
+        let Some(target) = seq.targets[i] else {
+            continue;
+        };
+        let max = row.iter().cloned().fold(f32::MIN, f32::max);
+        let logsum = row
+            .iter()
+            .map(|&l| ((l - max) as f64).exp())
+            .sum::<f64>()
+            .ln()
+            + max as f64;
+        nll += logsum - row[target as usize] as f64;
+    }
+    let expected = nll / 29.0;
+    assert!(
+        (loss as f64 - expected).abs() < 1e-4,
+        "{loss} vs {expected}"
+    );
+}
+
+#[test]
+fn last_chunk_loss_reaches_every_layer_memory_and_the_first_chunk() {
+    type A = Autodiff<B>;
+    let device = Default::default();
+    let model = CometModel::new(
+        random_llm::<A>(&tiny_config(false), 3, &device),
+        tiny_comet(),
+    );
+    // Token 7 appears only in the first chunk; only the last chunk carries loss.
+    let mut ids = tokens(36, 7, 8, 64);
+    ids[2] = 7;
+    let mut seq = Sequence::language_model(ids);
+    for t in seq.targets.iter_mut().take(24) {
+        *t = None;
+    }
+    let loss = model.loss(&[seq]).unwrap();
+    let grads = loss.backward();
+    let nonzero = |t: Tensor<B, 2>| t.abs().sum().into_scalar() > 0.0;
+    for (l, memory) in model.memory.iter().enumerate() {
+        let g =
+            |p: &burn::module::Param<Tensor<A, 2>>| p.grad(&grads).map(nonzero).unwrap_or(false);
+        assert!(g(&memory.global.gate.weight), "layer {l} gate");
+        assert!(
+            g(&memory.global.adapter.down.weight) && g(&memory.global.adapter.up.weight),
+            "layer {l} global adapter"
+        );
+        assert!(
+            g(&memory.temporary.adapter.down.weight) && g(&memory.temporary.adapter.up.weight),
+            "layer {l} temporary adapter"
+        );
+    }
+    let embed = model.llm.embed_tokens.weight.grad(&grads).unwrap();
+    let row7: f32 = embed.clone().slice([7..8, 0..32]).abs().sum().into_scalar();
+    assert!(row7 > 0.0, "no gradient reached the first chunk's token");
+    let row0: f32 = embed.slice([0..1, 0..32]).abs().sum().into_scalar();
+    assert_eq!(row0, 0.0, "a token that never appears got a gradient");
+}
+
+#[test]
+fn ablation_switches_run() {
+    let ids = tokens(40, 8, 0, 64);
+    for (gate, temp, global) in [
+        (false, true, true),
+        (true, false, true),
+        (true, true, false),
+        (true, false, false),
+    ] {
+        let config = CometConfig {
+            use_gate: gate,
+            use_temp: temp,
+            use_global: global,
+            ..tiny_comet()
+        };
+        let model = model(config, true);
+        let loss: f32 = model
+            .loss(&[Sequence::language_model(ids.clone())])
+            .unwrap()
+            .into_scalar();
+        assert!(loss.is_finite());
+        let mut decoder = CometDecoder::new(&model, model.empty_state(1));
+        let logits = decoder.prefill(&ids).unwrap();
+        assert!(logits.iter().all(|l| l.is_finite()));
+        decoder.step(3).unwrap();
+    }
+}
+
+#[test]
+fn memory_stays_the_same_size_however_long_the_input() {
+    let model = model(tiny_comet(), true);
+    let sizes = |n: usize| {
+        let state = model
+            .absorb(&tokens(n, 9, 0, 64), model.empty_state(1), |_| {})
+            .unwrap();
+        state
+            .layers
+            .iter()
+            .map(|l| {
+                (
+                    l.global.as_ref().unwrap().dims(),
+                    l.queue.as_ref().unwrap().dims(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(60), sizes(600));
+    assert_eq!(sizes(60)[0], ([1, 3, 32], [1, 5, 32]));
+}
