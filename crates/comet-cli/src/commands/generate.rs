@@ -4,8 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use comet::generate::{generate, CachedDecoder, GenerationConfig, SamplingConfig};
-use comet::tokenizer::Message;
+use comet::comet::load_snapshot;
+use comet::generate::{
+    generate, CachedDecoder, CometDecoder, Decoder, GenerationConfig, SamplingConfig,
+};
+use comet::tokenizer::{Message, Tokenizer};
+
+use super::comet_args::CometArgs;
 
 /// Arguments of `comet generate`.
 #[derive(clap::Args)]
@@ -40,6 +45,11 @@ pub struct Args {
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Answer from a memory snapshot made by `comet ingest` (implies --comet).
+    #[arg(long)]
+    memory: Option<PathBuf>,
+    #[command(flatten)]
+    comet: CometArgs,
 }
 
 fn parse_unit(s: &str) -> std::result::Result<f32, String> {
@@ -51,26 +61,70 @@ fn parse_unit(s: &str) -> std::result::Result<f32, String> {
     }
 }
 
+/// The prompt as token ids, through the chat template if asked.
+fn prompt_ids(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
+    if !args.chat {
+        return Ok(tokenizer.encode(prompt, true)?);
+    }
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(Message::new("system", system));
+    }
+    messages.push(Message::new("user", prompt));
+    let text = tokenizer.apply_chat_template(&messages, true, &serde_json::json!({}))?;
+    Ok(tokenizer.encode(&text, false)?)
+}
+
 /// Runs `comet generate`.
 pub fn run(args: Args) -> Result<()> {
-    let prompt = super::read_prompt(args.prompt, args.prompt_file)?;
-    let loaded = super::load(args.model.as_deref())?;
-    let tokenizer = loaded.tokenizer()?;
-    let text = if args.chat {
-        let mut messages = Vec::new();
-        if let Some(system) = &args.system {
-            messages.push(Message::new("system", system));
-        }
-        messages.push(Message::new("user", &prompt));
-        tokenizer.apply_chat_template(&messages, true, &serde_json::json!({}))?
+    let prompt = super::read_prompt(args.prompt.clone(), args.prompt_file.clone())?;
+    if args.comet.comet || args.memory.is_some() {
+        let loaded = args.comet.load(args.model.as_deref())?;
+        let tokenizer = loaded
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("this model has no tokenizer"))?;
+        let state = match &args.memory {
+            Some(path) => {
+                let state = load_snapshot(&loaded.model, path)?;
+                eprintln!(
+                    "memory: {} ({} tokens read)",
+                    path.display(),
+                    state.tokens_read[0]
+                );
+                state
+            }
+            None => loaded.model.empty_state(1),
+        };
+        let ids = prompt_ids(&args, tokenizer, &prompt)?;
+        let stop = stop_tokens(loaded.model.llm.config().eos_token_ids.clone(), tokenizer);
+        let mut decoder = CometDecoder::new(&loaded.model, state);
+        stream(&args, tokenizer, &mut decoder, &ids, stop)
     } else {
-        prompt
-    };
-    let ids = tokenizer.encode(&text, !args.chat)?;
-    let mut stop_tokens = loaded.model.config().eos_token_ids.clone();
-    if let Some(end) = tokenizer.token_id("<|im_end|>") {
-        stop_tokens.push(end);
+        let loaded = super::load(args.model.as_deref())?;
+        let tokenizer = loaded.tokenizer()?;
+        let ids = prompt_ids(&args, tokenizer, &prompt)?;
+        let stop = stop_tokens(loaded.model.config().eos_token_ids.clone(), tokenizer);
+        let mut decoder = CachedDecoder::new(&loaded.model);
+        stream(&args, tokenizer, &mut decoder, &ids, stop)
     }
+}
+
+/// The model's end-of-sequence ids plus the chat end-of-turn token, if the vocabulary has one.
+fn stop_tokens(mut stop: Vec<u32>, tokenizer: &Tokenizer) -> Vec<u32> {
+    stop.extend(tokenizer.token_id("<|im_end|>"));
+    stop.extend(tokenizer.token_id("<|eot_id|>"));
+    stop
+}
+
+/// Generates with `decoder`, printing text as it comes and the throughput at the end.
+fn stream(
+    args: &Args,
+    tokenizer: &Tokenizer,
+    decoder: &mut dyn Decoder,
+    ids: &[u32],
+    stop_tokens: Vec<u32>,
+) -> Result<()> {
     let config = GenerationConfig {
         max_new_tokens: args.max_new_tokens,
         stop_tokens,
@@ -81,11 +135,13 @@ pub fn run(args: Args) -> Result<()> {
             seed: args.seed,
         },
     };
-    let mut decoder = CachedDecoder::new(&loaded.model);
     let mut stream = tokenizer.inner.decode_stream(false);
     let mut stdout = std::io::stdout();
-    print!("{text}");
-    let (_, stats) = generate(&mut decoder, &ids, &config, |id| {
+    // Echo short prompts; a long document would drown the answer.
+    if ids.len() <= 256 {
+        print!("{}", tokenizer.decode(ids)?);
+    }
+    let (_, stats) = generate(decoder, ids, &config, |id| {
         if let Some(piece) = stream
             .step(id)
             .map_err(|e| comet::Error::Tokenizer(e.to_string()))?

@@ -1,8 +1,10 @@
 //! One module per subcommand, plus what they share.
 
+pub mod comet_args;
 pub mod convert;
 pub mod fetch;
 pub mod generate;
+pub mod ingest;
 pub mod score;
 
 use std::path::{Path, PathBuf};
@@ -11,12 +13,17 @@ use anyhow::{bail, Context, Result};
 use comet::backend::{self, Backend};
 use comet::LoadedModel;
 
-/// Loads the model at `path`, or the default SmolLM2 model (fetched on first use) if none.
-pub fn load(path: Option<&Path>) -> Result<LoadedModel<Backend>> {
-    let path = match path {
+/// `path`, or the default SmolLM2 model (fetched on first use) if none.
+pub fn model_path(path: Option<&Path>) -> Result<PathBuf> {
+    Ok(match path {
         Some(p) => p.to_path_buf(),
         None => fetch::ensure_smollm2()?,
-    };
+    })
+}
+
+/// Loads the model at `path`, or the default SmolLM2 model (fetched on first use) if none.
+pub fn load(path: Option<&Path>) -> Result<LoadedModel<Backend>> {
+    let path = model_path(path)?;
     let device = backend::device()?;
     let start = std::time::Instant::now();
     let loaded = comet::load_model::<Backend>(&path, &device)?;
@@ -54,24 +61,14 @@ pub fn read_prompt(text: Option<String>, file: Option<PathBuf>) -> Result<String
     Ok(prompt)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so an interrupted or
-/// failed write (full disk) never leaves a truncated file in place of a good one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("cannot write {}: {e}", path.display())
-    })
+/// A progress bar over `total` tokens, for long reads.
+pub fn token_bar(total: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} tokens {{per_sec}} {{elapsed}}"
+        ))
+        .expect("static template"),
+    );
+    bar
 }

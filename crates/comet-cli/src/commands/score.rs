@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use comet::backend::Backend;
 use comet::generate::token_tensor;
 use safetensors::{serialize, tensor::TensorView, Dtype};
 use serde::Serialize;
+
+use super::comet_args::CometArgs;
 
 /// Arguments of `comet score`.
 #[derive(clap::Args)]
@@ -25,6 +28,8 @@ pub struct Args {
     /// Also write every logit as a safetensors file: one f32 tensor `logits` `[tokens, vocab]`.
     #[arg(long)]
     dump_logits: Option<PathBuf>,
+    #[command(flatten)]
+    comet: CometArgs,
 }
 
 /// What `comet score` prints.
@@ -38,58 +43,92 @@ struct Report {
     perplexity: f64,
 }
 
+/// Negative log-likelihood of each target `[n]` (-1 = none) under logits `[n, vocab]`.
+fn nll(logits: Tensor<Backend, 2>, targets: &[i64]) -> Result<Vec<f32>> {
+    let [n, _] = logits.dims();
+    let device = logits.device();
+    let index: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
+    let index =
+        Tensor::<Backend, 1, Int>::from_data(TensorData::new(index, [n]), &device).reshape([n, 1]);
+    let picked: Vec<f32> = log_softmax(logits, 1)
+        .gather(1, index)
+        .neg()
+        .into_data()
+        .to_vec()
+        .context("reading log-likelihoods")?;
+    Ok(picked
+        .into_iter()
+        .zip(targets)
+        .filter(|(_, &t)| t >= 0)
+        .map(|(v, _)| v)
+        .collect())
+}
+
 /// Runs `comet score`.
 pub fn run(args: Args) -> Result<()> {
-    let loaded = super::load(args.model.as_deref())?;
-    let ids = match (&args.text, args.ids) {
-        (Some(text), None) => {
-            if text.is_empty() {
-                bail!("--text is empty");
+    let (ids, nll_values, logits) = if args.comet.comet {
+        let loaded = args.comet.load(args.model.as_deref())?;
+        let ids = token_ids(&args, loaded.tokenizer.as_ref())?;
+        let mut values = Vec::new();
+        let mut dumped = Vec::new();
+        loaded.model.score(&ids, |logits, targets| {
+            if args.dump_logits.is_some() {
+                dumped.push(logits.clone());
             }
-            loaded.tokenizer()?.encode(text, true)?
-        }
-        (None, Some(ids)) => ids,
-        _ => bail!("give exactly one of --text and --ids"),
-    };
-    let model = &loaded.model;
-    let device = model.embed_tokens.weight.device();
-    let input = token_tensor::<Backend>(&ids, model.config().vocab_size, &device)?;
-    let n = ids.len();
-    // [1, n, vocab] -> [n, vocab]
-    let logits = model.forward(input.clone(), None).reshape([n as i32, -1]);
-    let vocab = logits.dims()[1];
-
-    let nll: Vec<f32> = if n > 1 {
-        let targets = input.reshape([n]).slice([1..n]).reshape([n - 1, 1]);
-        let logp = log_softmax(logits.clone().slice([0..n - 1, 0..vocab]), 1);
-        logp.gather(1, targets)
-            .neg()
-            .into_data()
-            .to_vec()
-            .context("reading log-likelihoods")?
+            values.push(nll(logits, targets));
+        })?;
+        let values: Vec<f32> = values.into_iter().collect::<Result<Vec<_>>>()?.concat();
+        let logits = (!dumped.is_empty()).then(|| Tensor::cat(dumped, 0));
+        (ids, values, logits)
     } else {
-        Vec::new()
+        let loaded = super::load(args.model.as_deref())?;
+        let ids = token_ids(&args, loaded.tokenizer.as_ref())?;
+        let model = &loaded.model;
+        let device = model.embed_tokens.weight.device();
+        let input = token_tensor::<Backend>(&ids, model.config().vocab_size, &device)?;
+        let n = ids.len();
+        let logits = model.forward(input, None).reshape([n as i32, -1]);
+        let targets: Vec<i64> = ids.iter().skip(1).map(|&t| t as i64).chain([-1]).collect();
+        let values = nll(logits.clone(), &targets)?;
+        (ids, values, args.dump_logits.is_some().then_some(logits))
     };
-    let mean_nll = if nll.is_empty() {
-        0.0
-    } else {
-        nll.iter().map(|&x| x as f64).sum::<f64>() / nll.len() as f64
-    };
-    if let Some(path) = &args.dump_logits {
+    if let (Some(path), Some(logits)) = (&args.dump_logits, logits) {
+        let [n, vocab] = logits.dims();
         let values: Vec<f32> = logits.into_data().to_vec().context("reading logits")?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let view = TensorView::new(Dtype::F32, vec![n, vocab], &bytes)?;
         let file = serialize(HashMap::from([("logits".to_string(), view)]), None)?;
-        super::write_atomic(path, &file)?;
+        comet::fsutil::write_atomic(path, &file)?;
         eprintln!("wrote logits [{n}, {vocab}] to {}", path.display());
     }
+    let mean_nll = if nll_values.is_empty() {
+        0.0
+    } else {
+        nll_values.iter().map(|&x| x as f64).sum::<f64>() / nll_values.len() as f64
+    };
     let report = Report {
-        tokens: n,
+        tokens: ids.len(),
         ids,
-        nll,
+        nll: nll_values,
         mean_nll,
         perplexity: mean_nll.exp(),
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// The ids to score, from `--ids` or by tokenizing `--text`.
+fn token_ids(args: &Args, tokenizer: Option<&comet::tokenizer::Tokenizer>) -> Result<Vec<u32>> {
+    match (&args.text, &args.ids) {
+        (Some(text), None) => {
+            if text.is_empty() {
+                bail!("--text is empty");
+            }
+            let tokenizer = tokenizer
+                .context("this model has no tokenizer (tokenizer.json); pass --ids instead")?;
+            Ok(tokenizer.encode(text, true)?)
+        }
+        (None, Some(ids)) => Ok(ids.clone()),
+        _ => bail!("give exactly one of --text and --ids"),
+    }
 }

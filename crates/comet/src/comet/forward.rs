@@ -129,6 +129,23 @@ impl<B: Backend> CometModel<B> {
         })
     }
 
+    /// Next-token logits of every text token of `ids` as the training forward computes them,
+    /// handed to `on_chunk` one chunk at a time (`[text, vocab]`, with the chunk's targets).
+    pub fn score(&self, ids: &[u32], mut on_chunk: impl FnMut(Tensor<B, 2>, &[i64])) -> Result<()> {
+        let seq = self.checked_sequence(ids, &self.empty_state(1))?;
+        let mut state = self.empty_state(1);
+        for layout in self
+            .layout_builder()
+            .chunks(&[seq], Self::memory_shape(&state), false)
+        {
+            let out = self.read_chunk(&layout, &state, None);
+            let logits = self.text_logits(&layout, out.hidden).squeeze_dim::<2>(0);
+            on_chunk(logits, &layout.targets);
+            state = out.state;
+        }
+        Ok(())
+    }
+
     fn checked_sequence(&self, ids: &[u32], state: &MemoryState<B>) -> Result<Sequence> {
         if ids.is_empty() {
             return Err(Error::Input("the input has no tokens".into()));

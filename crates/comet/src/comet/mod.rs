@@ -2,8 +2,12 @@
 
 mod forward;
 mod hook;
+mod io;
 mod model;
+mod snapshot;
 
 pub use forward::Prefill;
 pub use hook::{ChunkHook, ChunkIndices};
+pub use io::{load_comet, LoadedComet, CONFIG_FILE, MEMORY_FILE};
 pub use model::{ChunkOutput, CometModel};
+pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_VERSION};

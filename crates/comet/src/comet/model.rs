@@ -32,13 +32,16 @@ pub struct ChunkOutput<B: Backend> {
 }
 
 impl<B: Backend> CometModel<B> {
-    /// Adds fresh memory modules to `llm`; special-token embeddings start at the mean
-    /// of the existing embeddings.
+    /// Adds fresh memory modules to `llm` (drawn from a fixed seed, so every process
+    /// builds the same untrained memory); special-token embeddings start at the mean of
+    /// the existing embeddings.
     pub fn new(llm: Llm<B>, comet: CometConfig) -> Self {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x00C0_4E7A);
         let device = llm.embed_tokens.weight.device();
         let d = llm.config().hidden_size;
         let memory = (0..llm.layers.len())
-            .map(|_| LayerMemory::new(d, comet.adapter_rank, &device))
+            .map(|_| LayerMemory::new(d, comet.adapter_rank, &mut rng, &device))
             .collect();
         let mean = llm.embed_tokens.weight.val().mean_dim(0); // [1, hidden]
                                                               // Through host data: a fresh leaf tensor, not a view of the embedding's graph.

@@ -1,8 +1,30 @@
 //! The per-layer memory modules: gated global memory and compressed temporary memory.
 
-use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::module::Param;
+use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// A bias-free linear layer `[d_in, d_out]` with N(0, 0.02) weights drawn from a host RNG,
+/// so a seed gives the same memory modules on every backend and in every process.
+fn linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> Linear<B> {
+    let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("valid std");
+    let values: Vec<f32> = (0..d_in * d_out).map(|_| rng.sample(normal)).collect();
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, [d_in, d_out]),
+            device,
+        )),
+        bias: None,
+    }
+}
 
 /// Residual low-rank adapter: `x + up(down(x))`, starting close to the identity.
 #[derive(Module, Debug)]
@@ -14,22 +36,12 @@ pub struct LowRankAdapter<B: Backend> {
 }
 
 impl<B: Backend> LowRankAdapter<B> {
-    /// A fresh adapter.
-    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
-        // Small but non-zero both ways: a zero `up` would leave `down` without gradient.
-        let init = burn::nn::Initializer::Normal {
-            mean: 0.0,
-            std: 0.02,
-        };
+    /// A fresh adapter; small but non-zero both ways (a zero `up` would leave `down`
+    /// without gradient).
+    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
         Self {
-            down: LinearConfig::new(hidden, rank)
-                .with_bias(false)
-                .with_initializer(init.clone())
-                .init(device),
-            up: LinearConfig::new(rank, hidden)
-                .with_bias(false)
-                .with_initializer(init)
-                .init(device),
+            down: linear(hidden, rank, rng, device),
+            up: linear(rank, hidden, rng, device),
         }
     }
 
@@ -52,13 +64,11 @@ pub struct GlobalMemory<B: Backend> {
 
 impl<B: Backend> GlobalMemory<B> {
     /// Fresh module for width `hidden`, adapters of rank `rank`.
-    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
         Self {
             norm: RmsNormConfig::new(hidden).init(device),
-            gate: LinearConfig::new(2 * hidden, 1)
-                .with_bias(false)
-                .init(device),
-            adapter: LowRankAdapter::new(hidden, rank, device),
+            gate: linear(2 * hidden, 1, rng, device),
+            adapter: LowRankAdapter::new(hidden, rank, rng, device),
         }
     }
 
@@ -101,10 +111,10 @@ pub struct TemporaryMemory<B: Backend> {
 
 impl<B: Backend> TemporaryMemory<B> {
     /// Fresh module.
-    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
         Self {
             norm: RmsNormConfig::new(hidden).with_epsilon(1e-12).init(device),
-            adapter: LowRankAdapter::new(hidden, rank, device),
+            adapter: LowRankAdapter::new(hidden, rank, rng, device),
         }
     }
 
@@ -125,10 +135,10 @@ pub struct LayerMemory<B: Backend> {
 
 impl<B: Backend> LayerMemory<B> {
     /// Fresh modules for one layer.
-    pub fn new(hidden: usize, rank: usize, device: &B::Device) -> Self {
+    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
         Self {
-            global: GlobalMemory::new(hidden, rank, device),
-            temporary: TemporaryMemory::new(hidden, rank, device),
+            global: GlobalMemory::new(hidden, rank, rng, device),
+            temporary: TemporaryMemory::new(hidden, rank, rng, device),
         }
     }
 }

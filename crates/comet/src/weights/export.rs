@@ -9,19 +9,9 @@ use safetensors::Dtype;
 use super::build::tensor_specs;
 use super::source::WeightSource;
 use crate::config::ModelConfig;
+use crate::fsutil::write_atomic as write;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    // Temp file + rename: a failed write never leaves a half file under the real name.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
-}
 
 /// Converts `source` (e.g. a dequantized GGUF) into a directory `transformers` can load.
 pub fn export_hf_dir(

@@ -1,0 +1,92 @@
+//! The `--comet` switch and CoMeT sizes shared by `generate`, `score`, `ingest` and `bench`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use comet::backend::{self, Backend};
+use comet::comet::{load_comet, LoadedComet};
+use comet::memory::CometConfig;
+
+/// CoMeT options; sizes given here build fresh (untrained) memory modules.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CometArgs {
+    /// Read the input chunk by chunk with CoMeT memory (else plain full attention).
+    #[arg(long)]
+    pub comet: bool,
+    /// Text tokens per chunk [default: 512].
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
+    /// Global memory slots / readout tokens m [default: 64].
+    #[arg(long)]
+    pub memory_slots: Option<usize>,
+    /// One compression token after every s text tokens [default: 8].
+    #[arg(long)]
+    pub compression_stride: Option<usize>,
+    /// Temporary memory entries kept [default: 256].
+    #[arg(long)]
+    pub temp_budget: Option<usize>,
+    /// Rank of the memory adapters [default: 8].
+    #[arg(long)]
+    pub adapter_rank: Option<usize>,
+    /// Ablation: replace the global state instead of gating it.
+    #[arg(long)]
+    pub no_gate: bool,
+    /// Ablation: no temporary memory (no compression tokens).
+    #[arg(long)]
+    pub no_temp: bool,
+    /// Ablation: no global memory (no readout tokens).
+    #[arg(long)]
+    pub no_global: bool,
+}
+
+impl CometArgs {
+    /// The config the flags ask for, or `None` when no size or switch was given.
+    pub fn config(&self) -> Option<CometConfig> {
+        let d = CometConfig::default();
+        let any = self.chunk_size.is_some()
+            || self.memory_slots.is_some()
+            || self.compression_stride.is_some()
+            || self.temp_budget.is_some()
+            || self.adapter_rank.is_some()
+            || self.no_gate
+            || self.no_temp
+            || self.no_global;
+        any.then(|| CometConfig {
+            chunk_size: self.chunk_size.unwrap_or(d.chunk_size),
+            memory_slots: self.memory_slots.unwrap_or(d.memory_slots),
+            compression_stride: self.compression_stride.unwrap_or(d.compression_stride),
+            temp_budget: self.temp_budget.unwrap_or(d.temp_budget),
+            adapter_rank: self.adapter_rank.unwrap_or(d.adapter_rank),
+            use_gate: !self.no_gate,
+            use_global: !self.no_global,
+            use_temp: !self.no_temp,
+        })
+    }
+
+    /// Loads the model with CoMeT memory.
+    pub fn load(&self, path: Option<&Path>) -> Result<LoadedComet<Backend>> {
+        let path = super::model_path(path)?;
+        let device = backend::device()?;
+        let loaded = load_comet::<Backend>(&path, self.config(), &device)?;
+        let c = &loaded.model.comet;
+        eprintln!(
+            "CoMeT: chunk {}, {} global slots{}, stride {}{}, budget {}, {} memory",
+            c.chunk_size,
+            c.memory_slots,
+            if c.use_global { "" } else { " (off)" },
+            c.compression_stride,
+            if c.use_temp {
+                ""
+            } else {
+                " (temporary memory off)"
+            },
+            c.temp_budget,
+            if loaded.trained_memory {
+                "trained"
+            } else {
+                "untrained (fresh)"
+            },
+        );
+        Ok(loaded)
+    }
+}

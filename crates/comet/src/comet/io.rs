@@ -1,0 +1,118 @@
+//! Loading a CoMeT model (base weights + `comet.json` + `comet.safetensors`) and saving
+//! its memory modules.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+
+use super::model::CometModel;
+use crate::fsutil::write_atomic;
+use crate::memory::CometConfig;
+use crate::tokenizer::Tokenizer;
+use crate::{load_model, Error, Result};
+
+/// The memory-module weights file inside a CoMeT model directory.
+pub const MEMORY_FILE: &str = "comet.safetensors";
+/// The CoMeT config file inside a CoMeT model directory.
+pub const CONFIG_FILE: &str = "comet.json";
+/// Parameters CoMeT adds to the base model.
+const MEMORY_PARAMS: &str = r"^(memory\.|special_embeddings)";
+
+/// A CoMeT model with its tokenizer.
+pub struct LoadedComet<B: Backend> {
+    /// Base model + memory.
+    pub model: CometModel<B>,
+    /// The tokenizer, if the model ships one.
+    pub tokenizer: Option<Tokenizer>,
+    /// Whether the memory modules were loaded (trained) rather than freshly initialised.
+    pub trained_memory: bool,
+}
+
+impl<B: Backend> CometModel<B> {
+    /// Serialized memory modules and special embeddings (safetensors bytes).
+    pub fn memory_bytes(&self) -> Result<Vec<u8>> {
+        let mut store = SafetensorsStore::from_bytes(None).with_regex(MEMORY_PARAMS);
+        self.save_into(&mut store)
+            .map_err(|e| Error::Input(format!("serializing memory: {e}")))?;
+        store
+            .get_bytes()
+            .map_err(|e| Error::Input(format!("serializing memory: {e}")))
+    }
+
+    /// Writes `comet.json` and `comet.safetensors` into `dir` (atomically each).
+    pub fn save_memory(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let config = serde_json::to_vec_pretty(&self.comet).expect("serializable config");
+        write_atomic(&dir.join(CONFIG_FILE), &config)?;
+        write_atomic(&dir.join(MEMORY_FILE), &self.memory_bytes()?)
+    }
+
+    /// Replaces the memory modules with those stored in `path`.
+    pub fn load_memory(&mut self, path: &Path) -> Result<()> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let mut store = SafetensorsStore::from_bytes(Some(bytes))
+            .with_regex(MEMORY_PARAMS)
+            .allow_partial(true);
+        let result = self
+            .load_from(&mut store)
+            .map_err(|e| Error::corrupt(path, e.to_string()))?;
+        if let Some(e) = result.errors.first() {
+            return Err(Error::corrupt(
+                path,
+                format!("{e} (does comet.json match these weights?)"),
+            ));
+        }
+        let missing: Vec<&str> = result
+            .missing
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .filter(|p| p.starts_with("memory.") || p.starts_with("special_embeddings"))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "{} memory tensors are missing, e.g. `{first}`",
+                    missing.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Loads a base model (HF directory or GGUF) with CoMeT memory: from `comet.json` and
+/// `comet.safetensors` in the directory when present, else fresh modules for `config`
+/// (or the defaults).
+pub fn load_comet<B: Backend>(
+    path: &Path,
+    config: Option<CometConfig>,
+    device: &B::Device,
+) -> Result<LoadedComet<B>> {
+    let base = load_model::<B>(path, device)?;
+    let dir = if path.is_dir() { Some(path) } else { None };
+    let stored = dir.map(|d| d.join(CONFIG_FILE)).filter(|p| p.exists());
+    let comet = match (&stored, config) {
+        (Some(file), None) => CometConfig::from_file(file)?,
+        (Some(file), Some(_)) => {
+            return Err(Error::Input(format!(
+                "{} already fixes the CoMeT config; drop the command-line config",
+                file.display()
+            )))
+        }
+        (None, Some(config)) => config,
+        (None, None) => CometConfig::default(),
+    };
+    comet.validate()?;
+    let mut model = CometModel::new(base.model, comet);
+    let weights = dir.map(|d| d.join(MEMORY_FILE)).filter(|p| p.exists());
+    if let Some(weights) = &weights {
+        model.load_memory(weights)?;
+    }
+    Ok(LoadedComet {
+        model,
+        tokenizer: base.tokenizer,
+        trained_memory: weights.is_some(),
+    })
+}

@@ -1,0 +1,154 @@
+//! Memory snapshots (`.cmem`): the state after reading a document, saved so a later process
+//! can answer from it without re-reading. Size depends on the model, not the document.
+//!
+//! Format: a safetensors file whose metadata holds `format = "comet-memory"`, `version`,
+//! the model `fingerprint` (config + memory weights) and `tokens_read`; tensors
+//! `layers.{l}.global` `[m, hidden]` and `layers.{l}.queue` `[entries, hidden]`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::prelude::*;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
+
+use super::model::CometModel;
+use crate::fsutil::write_atomic;
+use crate::memory::{LayerState, MemoryState};
+use crate::{Error, Result};
+
+/// Version written into and required of snapshot files.
+pub const SNAPSHOT_VERSION: &str = "1";
+const FORMAT: &str = "comet-memory";
+
+impl<B: Backend> CometModel<B> {
+    /// Identifies the model a snapshot belongs to: base config, CoMeT config and the
+    /// memory weights (a snapshot is meaningless under other weights).
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut hash = Sha256::new();
+        hash.update(serde_json::to_vec(self.llm.config()).expect("serializable"));
+        hash.update(serde_json::to_vec(&self.comet).expect("serializable"));
+        hash.update(self.memory_bytes()?);
+        Ok(format!("{:x}", hash.finalize()))
+    }
+}
+
+fn tensor_bytes<B: Backend>(t: Tensor<B, 3>) -> (Vec<usize>, Vec<u8>) {
+    let [_, n, d] = t.dims();
+    let values: Vec<f32> = t.into_data().to_vec().expect("f32 memory");
+    (
+        vec![n, d],
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
+}
+
+/// Saves the memory of one sample to `path` (atomically).
+pub fn save_snapshot<B: Backend>(
+    model: &CometModel<B>,
+    state: &MemoryState<B>,
+    path: &Path,
+) -> Result<()> {
+    if state.batch() != 1 {
+        return Err(Error::Input(
+            "a snapshot holds the memory of one sample".into(),
+        ));
+    }
+    let queue = state.queue_lengths[0];
+    let mut tensors = Vec::new();
+    for (l, layer) in state.layers.iter().enumerate() {
+        if let Some(g) = &layer.global {
+            tensors.push((format!("layers.{l}.global"), tensor_bytes(g.clone())));
+        }
+        if let Some(q) = &layer.queue {
+            let [b, _, d] = q.dims();
+            tensors.push((
+                format!("layers.{l}.queue"),
+                tensor_bytes(q.clone().slice([0..b, 0..queue, 0..d])),
+            ));
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, (shape, bytes))| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::tensor(name, e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("version".to_string(), SNAPSHOT_VERSION.to_string()),
+        ("fingerprint".to_string(), model.fingerprint()?),
+        ("tokens_read".to_string(), state.tokens_read[0].to_string()),
+        ("layers".to_string(), state.layers.len().to_string()),
+    ]);
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Input(e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a snapshot saved for `model`, refusing one made by another model or version.
+pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<MemoryState<B>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::corrupt(path, format!("not a CoMeT memory snapshot ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let field = |k: &str| meta.get(k).map(String::as_str).unwrap_or("");
+    if field("format") != FORMAT {
+        return Err(Error::corrupt(
+            path,
+            "not a CoMeT memory snapshot (no `comet-memory` format tag)",
+        ));
+    }
+    if field("version") != SNAPSHOT_VERSION {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "snapshot version {} is not supported (this build reads {SNAPSHOT_VERSION})",
+                field("version")
+            ),
+        ));
+    }
+    if field("fingerprint") != model.fingerprint()? {
+        return Err(Error::corrupt(
+            path,
+            "snapshot was made with another model, CoMeT config or memory weights",
+        ));
+    }
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::corrupt(path, e.to_string()))?;
+    let device = model.llm.embed_tokens.weight.device();
+    let load = |name: &str| -> Result<Option<(Tensor<B, 3>, usize)>> {
+        let Ok(view) = st.tensor(name) else {
+            return Ok(None);
+        };
+        let shape = view.shape().to_vec();
+        if shape.len() != 2 || view.dtype() != Dtype::F32 {
+            return Err(Error::corrupt(
+                path,
+                format!("tensor `{name}` is not a 2-d f32 tensor"),
+            ));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let t = Tensor::<B, 2>::from_data(TensorData::new(values, [shape[0], shape[1]]), &device);
+        Ok(Some((t.unsqueeze_dim(0), shape[0])))
+    };
+    let mut state = model.empty_state(1);
+    state.tokens_read[0] = field("tokens_read").parse().unwrap_or(0);
+    for (l, layer) in state.layers.iter_mut().enumerate() {
+        let global = load(&format!("layers.{l}.global"))?.map(|(t, _)| t);
+        let queue = load(&format!("layers.{l}.queue"))?;
+        if let Some((_, n)) = &queue {
+            state.queue_lengths[0] = *n;
+        }
+        *layer = LayerState {
+            global,
+            queue: queue.map(|(t, _)| t),
+        };
+    }
+    Ok(state)
+}
