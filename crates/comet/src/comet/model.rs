@@ -43,10 +43,17 @@ impl<B: Backend> CometModel<B> {
         let memory = (0..llm.layers.len())
             .map(|_| LayerMemory::new(d, comet.adapter_rank, &mut rng, &device))
             .collect();
-        let mean = llm.embed_tokens.weight.val().mean_dim(0); // [1, hidden]
-                                                              // Through host data: a fresh leaf tensor, not a view of the embedding's graph.
-        let special = mean.expand([comet.special_tokens(), d]).into_data();
-        let special = Tensor::from_data(special, &device);
+        // On the host in f64, in a fixed order: a parallel device reduction may sum in a
+        // different order in another process, and snapshots check these exact values.
+        let table: Vec<f32> = llm.embed_tokens.weight.val().into_data().to_vec().expect("f32 embeddings");
+        let mut mean = vec![0f64; d];
+        for row in table.chunks_exact(d) {
+            mean.iter_mut().zip(row).for_each(|(m, &x)| *m += x as f64);
+        }
+        let rows = (table.len() / d) as f64;
+        let row: Vec<f32> = mean.iter().map(|m| (m / rows) as f32).collect();
+        let special: Vec<f32> = row.iter().copied().cycle().take(d * comet.special_tokens()).collect();
+        let special = Tensor::from_data(TensorData::new(special, [comet.special_tokens(), d]), &device);
         Self {
             llm,
             memory,

@@ -29,7 +29,15 @@ impl<B: Backend> CometModel<B> {
         let mut hash = Sha256::new();
         hash.update(serde_json::to_vec(self.llm.config()).expect("serializable"));
         hash.update(serde_json::to_vec(&self.comet).expect("serializable"));
-        hash.update(self.memory_bytes()?);
+        // Tensor names and data only: the file's metadata map is written in an arbitrary order.
+        let bytes = self.memory_bytes()?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Input(e.to_string()))?;
+        let mut tensors = st.tensors();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, view) in tensors {
+            hash.update(name.as_bytes());
+            hash.update(view.data());
+        }
         Ok(format!("{:x}", hash.finalize()))
     }
 }
