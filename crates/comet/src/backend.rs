@@ -71,7 +71,13 @@ pub fn device() -> crate::Result<Device> {
     Ok(Device::default())
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(all(feature = "cuda", not(unix)))]
+unsafe fn libloading_probe(_name: &str) -> bool {
+    // The runtime reports a missing driver itself on other platforms.
+    true
+}
+
+#[cfg(all(feature = "cuda", unix))]
 unsafe fn libloading_probe(name: &str) -> bool {
     use std::ffi::CString;
     extern "C" {

@@ -197,13 +197,13 @@ impl ModelConfig {
 
     /// Checks the relations between fields that the model relies on.
     pub fn validate(&self) -> Result<()> {
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(Error::Missing(format!(
                 "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
                 self.num_heads, self.num_kv_heads
             )));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(Error::Missing(format!(
                 "head_dim ({}) must be even for rotary embeddings",
                 self.head_dim

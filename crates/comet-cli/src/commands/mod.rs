@@ -1,5 +1,6 @@
 //! One module per subcommand, plus what they share.
 
+pub mod bench;
 pub mod comet_args;
 pub mod convert;
 pub mod fetch;

@@ -45,15 +45,29 @@ impl<B: Backend> CometModel<B> {
             .collect();
         // On the host in f64, in a fixed order: a parallel device reduction may sum in a
         // different order in another process, and snapshots check these exact values.
-        let table: Vec<f32> = llm.embed_tokens.weight.val().into_data().to_vec().expect("f32 embeddings");
+        let table: Vec<f32> = llm
+            .embed_tokens
+            .weight
+            .val()
+            .into_data()
+            .to_vec()
+            .expect("f32 embeddings");
         let mut mean = vec![0f64; d];
         for row in table.chunks_exact(d) {
             mean.iter_mut().zip(row).for_each(|(m, &x)| *m += x as f64);
         }
         let rows = (table.len() / d) as f64;
         let row: Vec<f32> = mean.iter().map(|m| (m / rows) as f32).collect();
-        let special: Vec<f32> = row.iter().copied().cycle().take(d * comet.special_tokens()).collect();
-        let special = Tensor::from_data(TensorData::new(special, [comet.special_tokens(), d]), &device);
+        let special: Vec<f32> = row
+            .iter()
+            .copied()
+            .cycle()
+            .take(d * comet.special_tokens())
+            .collect();
+        let special = Tensor::from_data(
+            TensorData::new(special, [comet.special_tokens(), d]),
+            &device,
+        );
         Self {
             llm,
             memory,
@@ -96,7 +110,7 @@ impl<B: Backend> CometModel<B> {
         let text = self.llm.embed(ids(&|id| if id < vocab { id } else { 0 }));
         let special = embedding(
             self.special_embeddings.val(),
-            ids(&|id| if id >= vocab { id - vocab } else { 0 }),
+            ids(&|id| id.saturating_sub(vocab)),
         );
         let is_special: Vec<bool> = input_ids.iter().map(|&id| id >= vocab).collect();
         let mask =

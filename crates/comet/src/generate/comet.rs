@@ -54,7 +54,7 @@ impl<B: Backend> Decoder for CometDecoder<'_, B> {
         }
         self.chunk_tokens.push(id);
         let mut ids = vec![id];
-        if c.use_temp && self.chunk_tokens.len() % c.compression_stride == 0 {
+        if c.use_temp && self.chunk_tokens.len().is_multiple_of(c.compression_stride) {
             ids.push(self.model.special_tokens().compression);
         }
         let n = ids.len();

@@ -41,7 +41,7 @@ pub fn type_name(ggml_type: u32) -> String {
 /// Bytes taken by `n` elements of `ggml_type`; `None` if unsupported or not whole blocks.
 pub fn byte_size(ggml_type: u32, n: usize) -> Option<usize> {
     let (per_block, bytes) = block_layout(ggml_type)?;
-    (n % per_block == 0).then(|| n / per_block * bytes)
+    n.is_multiple_of(per_block).then(|| n / per_block * bytes)
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {

@@ -1,0 +1,116 @@
+//! PNG charts (plotters, with an embedded DejaVu Sans so no system fonts are needed).
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The bytes are a valid TTF compiled into the binary.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// One line of a chart: a label and its (x, y) points.
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Points, x ascending.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One panel of a log-log chart.
+pub struct Panel {
+    /// Title above the panel.
+    pub title: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Lines drawn.
+    pub series: Vec<Series>,
+}
+
+fn bounds(panel: &Panel, pick: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+    let values: Vec<f64> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(&pick))
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = values.iter().cloned().fold(f64::MAX, f64::min);
+    let hi = values.iter().cloned().fold(f64::MIN, f64::max);
+    if values.is_empty() {
+        (1.0, 10.0)
+    } else {
+        (lo / 1.5, hi * 1.5)
+    }
+}
+
+/// Draws panels side by side, both axes logarithmic, into a PNG.
+pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()> {
+    register_font();
+    let width = 640 * panels.len() as u32;
+    let root = BitMapBackend::new(path, (width, 480)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    let areas = root.split_evenly((1, panels.len()));
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+    ];
+    for (area, panel) in areas.iter().zip(panels) {
+        let (x0, x1) = bounds(panel, |p| p.0);
+        let (y0, y1) = bounds(panel, |p| p.1);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .map_err(|e| anyhow!("chart: {e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(&panel.y_label)
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| anyhow!("chart: {e}"))?;
+        for (series, color) in panel.series.iter().zip(colors.iter().cycle()) {
+            let color = *color;
+            chart
+                .draw_series(LineSeries::new(
+                    series.points.clone(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("chart: {e}"))?
+                .label(&series.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    series
+                        .points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(|e| anyhow!("chart: {e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| anyhow!("chart: {e}"))?;
+    }
+    root.present()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))
+}

@@ -1,0 +1,50 @@
+//! Library use of CoMeT memory: read a document into memory, save the state, and answer a
+//! question from the saved state without re-reading the document.
+//!
+//! ```bash
+//! cargo run --example memory_snapshot -- MODEL document.txt "What is the pass key? The pass key is"
+//! ```
+//! (Untrained memory modules give noise; use a model trained with CoMeT.)
+
+use comet::backend::{self, Backend};
+use comet::comet::{load_comet, load_snapshot, save_snapshot};
+use comet::generate::{generate, CometDecoder, GenerationConfig, SamplingConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, document, question] = args.as_slice() else {
+        anyhow::bail!("usage: memory_snapshot MODEL DOCUMENT QUESTION");
+    };
+    let device = backend::device()?;
+    let loaded = load_comet::<Backend>(model.as_ref(), None, &device)?;
+    let tokenizer = loaded
+        .tokenizer
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no tokenizer"))?;
+    let model = &loaded.model;
+
+    let text = std::fs::read_to_string(document)?;
+    let state = model.absorb(
+        &tokenizer.encode(&text, false)?,
+        model.empty_state(1),
+        |_| {},
+    )?;
+    let snapshot = std::env::temp_dir().join("comet-example.cmem");
+    save_snapshot(model, &state, &snapshot)?;
+
+    let restored = load_snapshot(model, &snapshot)?;
+    let mut decoder = CometDecoder::new(model, restored);
+    let config = GenerationConfig {
+        max_new_tokens: 12,
+        stop_tokens: model.llm.config().eos_token_ids.clone(),
+        sampling: SamplingConfig::default(),
+    };
+    let (answer, _) = generate(
+        &mut decoder,
+        &tokenizer.encode(question, false)?,
+        &config,
+        |_| Ok(()),
+    )?;
+    println!("{question}{}", tokenizer.decode(&answer)?);
+    Ok(())
+}
