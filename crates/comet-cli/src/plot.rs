@@ -79,6 +79,8 @@ pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()
             .x_desc(x_label)
             .y_desc(&panel.y_label)
             .label_style(("sans-serif", 13))
+            .x_label_formatter(&|x| format_number(*x))
+            .y_label_formatter(&|y| format_number(*y))
             .draw()
             .map_err(|e| anyhow!("chart: {e}"))?;
         for (series, color) in panel.series.iter().zip(colors.iter().cycle()) {
@@ -113,4 +115,14 @@ pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()
     }
     root.present()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))
+}
+
+/// Axis numbers without spurious decimals: 1000 -> "1000", 0.25 -> "0.25", 65536 -> "65536".
+fn format_number(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{}", x.round() as u64)
+    } else {
+        let s = format!("{x:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }

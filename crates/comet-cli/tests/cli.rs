@@ -170,3 +170,136 @@ fn score_reports_nll_and_dumps_the_logits_transformers_computed() {
         "dumped logits differ from transformers by {diff}"
     );
 }
+
+fn smollm2() -> PathBuf {
+    let cache = std::env::var_os("COMET_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/comet"));
+    let path = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.exists(), "run `bash scripts/fetch_assets.sh` first");
+    path
+}
+
+#[test]
+fn comet_score_runs_with_every_ablation_switch() {
+    let model = fixture("qwen3-tiny");
+    let ids = (1..40)
+        .map(|i| (i * 7 % 200).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for switch in [
+        None,
+        Some("--no-gate"),
+        Some("--no-temp"),
+        Some("--no-global"),
+    ] {
+        let mut args = vec![
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--ids",
+            &ids,
+            "--comet",
+            "--chunk-size",
+            "16",
+            "--memory-slots",
+            "4",
+        ];
+        args.extend(switch);
+        let out = comet(&args);
+        assert!(
+            out.status.success(),
+            "{switch:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["nll"].as_array().unwrap().len(), 38);
+        assert!(report["perplexity"].as_f64().unwrap().is_finite());
+    }
+}
+
+#[test]
+fn ingest_then_answer_from_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = tmp.path().join("doc.txt");
+    std::fs::write(
+        &doc,
+        "The grass is green. The sky is blue. The pass key is 4711. ".repeat(12),
+    )
+    .unwrap();
+    let mem = tmp.path().join("doc.cmem");
+    let model = smollm2();
+    // A budget the first read already fills, so appending cannot grow the queue.
+    let sizes = [
+        "--chunk-size",
+        "64",
+        "--memory-slots",
+        "8",
+        "--temp-budget",
+        "16",
+    ];
+    let mut args = vec![
+        "ingest",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        doc.to_str().unwrap(),
+        "--save",
+        mem.to_str().unwrap(),
+    ];
+    args.extend(sizes);
+    let out = comet(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Appending keeps the snapshot's size.
+    let size = std::fs::metadata(&mem).unwrap().len();
+    let mut args = vec![
+        "ingest",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        doc.to_str().unwrap(),
+        "--resume",
+        mem.to_str().unwrap(),
+    ];
+    args.extend(sizes);
+    assert!(comet(&args).status.success());
+    assert!(std::fs::metadata(&mem).unwrap().len().abs_diff(size) < 64);
+
+    let mut args = vec![
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--memory",
+        mem.to_str().unwrap(),
+        "--prompt",
+        "The pass key is",
+        "--max-new-tokens",
+        "3",
+    ];
+    args.extend(sizes);
+    let out = comet(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens read"));
+
+    // Other CoMeT sizes make another model: a clear error, not a wrong answer.
+    let out = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--memory",
+        mem.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--chunk-size",
+        "32",
+    ]);
+    assert_fails(&out, 1, "another model");
+}

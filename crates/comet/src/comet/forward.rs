@@ -38,7 +38,8 @@ impl<B: Backend> CometModel<B> {
         let mut state = self.empty_state(batch.len());
         let mut total: Option<Tensor<B, 1>> = None;
         let mut count = 0usize;
-        for layout in &layouts {
+        for layout in layouts {
+            let layout = &layout;
             let out = self.read_chunk(layout, &state, None);
             let n = layout.text_positions.len();
             let targets = &layout.targets;

@@ -159,12 +159,22 @@ impl LayoutBuilder {
         start: MemoryShape,
         readouts_on_last: bool,
     ) -> Vec<ChunkLayout> {
+        self.iter(batch, start, readouts_on_last).collect()
+    }
+
+    /// Like [`Self::chunks`], one chunk at a time: host memory stays constant however long
+    /// the input.
+    pub fn iter<'a>(
+        &'a self,
+        batch: &'a [Sequence],
+        start: MemoryShape,
+        readouts_on_last: bool,
+    ) -> impl Iterator<Item = ChunkLayout> + 'a {
         let c = &self.config;
         let longest = batch.iter().map(|s| s.tokens.len()).max().unwrap_or(0);
         let n_chunks = longest.div_ceil(c.chunk_size);
         let mut shape = start;
-        let mut out = Vec::with_capacity(n_chunks);
-        for t in 0..n_chunks {
+        (0..n_chunks).map(move |t| {
             let last = t + 1 == n_chunks;
             let layout = self.chunk(batch, t * c.chunk_size, &shape, !last || readouts_on_last);
             shape = MemoryShape {
@@ -175,9 +185,8 @@ impl LayoutBuilder {
                     })
                     .collect(),
             };
-            out.push(layout);
-        }
-        out
+            layout
+        })
     }
 
     /// The layout of the chunk whose text starts at token `offset` of every sample.
