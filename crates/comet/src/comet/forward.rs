@@ -30,12 +30,9 @@ impl<B: Backend> CometModel<B> {
             return Err(Error::Input("a training sample has no tokens".into()));
         }
         let device = self.llm.embed_tokens.weight.device();
-        let layouts = self.layout_builder().chunks(
-            batch,
-            Self::memory_shape(&self.empty_state(batch.len())),
-            false,
-        );
+        let builder = self.layout_builder();
         let mut state = self.empty_state(batch.len());
+        let layouts = builder.iter(batch, Self::memory_shape(&state), false);
         let mut total: Option<Tensor<B, 1>> = None;
         let mut count = 0usize;
         for layout in layouts {
@@ -81,10 +78,9 @@ impl<B: Backend> CometModel<B> {
     ) -> Result<MemoryState<B>> {
         let seq = self.checked_sequence(ids, &state)?;
         let mut state = state;
-        for layout in self
-            .layout_builder()
-            .chunks(&[seq], Self::memory_shape(&state), true)
-        {
+        let builder = self.layout_builder();
+        let batch = [seq];
+        for layout in builder.iter(&batch, Self::memory_shape(&state), true) {
             state = self.read_chunk(&layout, &state, None).state;
             on_chunk(layout.text_counts[0]);
         }
@@ -100,15 +96,21 @@ impl<B: Backend> CometModel<B> {
         mut on_chunk: impl FnMut(usize),
     ) -> Result<Prefill<B>> {
         let seq = self.checked_sequence(ids, &state)?;
-        let layouts = self
-            .layout_builder()
-            .chunks(&[seq], Self::memory_shape(&state), false);
-        let (last, earlier) = layouts.split_last().expect("non-empty input has a chunk");
+        let builder = self.layout_builder();
+        let batch = [seq];
+        let mut layouts = builder
+            .iter(&batch, Self::memory_shape(&state), false)
+            .peekable();
         let mut state = state;
-        for layout in earlier {
-            state = self.read_chunk(layout, &state, None).state;
+        let last = loop {
+            let layout = layouts.next().expect("non-empty input has a chunk");
+            if layouts.peek().is_none() {
+                break layout;
+            }
+            state = self.read_chunk(&layout, &state, None).state;
             on_chunk(layout.text_counts[0]);
-        }
+        };
+        let last = &last;
         let mut cache = KvCache::new(self.llm.layers.len());
         let out = self.read_chunk(last, &state, Some(&mut cache));
         on_chunk(last.text_counts[0]);
@@ -135,10 +137,9 @@ impl<B: Backend> CometModel<B> {
     pub fn score(&self, ids: &[u32], mut on_chunk: impl FnMut(Tensor<B, 2>, &[i64])) -> Result<()> {
         let seq = self.checked_sequence(ids, &self.empty_state(1))?;
         let mut state = self.empty_state(1);
-        for layout in self
-            .layout_builder()
-            .chunks(&[seq], Self::memory_shape(&state), false)
-        {
+        let builder = self.layout_builder();
+        let batch = [seq];
+        for layout in builder.iter(&batch, Self::memory_shape(&state), false) {
             let out = self.read_chunk(&layout, &state, None);
             let logits = self.text_logits(&layout, out.hidden).squeeze_dim::<2>(0);
             on_chunk(logits, &layout.targets);
