@@ -63,7 +63,7 @@ pub struct Run {
     /// Prefill wall time.
     seconds: f64,
     tokens_per_s: f64,
-    /// Peak resident set of the whole process (weights included), MiB.
+    /// Peak resident set while reading (weights included, loading excluded), MiB.
     peak_rss_mib: f64,
     /// Resident set after loading the model, before reading, MiB.
     loaded_rss_mib: f64,
@@ -145,6 +145,9 @@ pub fn run_one(args: RunArgs) -> Result<()> {
     };
     let ids = input_ids(&spec, tokenizer.as_ref(), llm.config().vocab_size)?;
     let model = CometModel::new(llm, spec.comet.clone().unwrap_or_default());
+    // Restart the peak at the loaded model: dequantization buffers during loading would
+    // otherwise set the peak of every run. (Linux: "5" resets VmHWM to the current RSS.)
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let (loaded_rss, _) = rss_mib();
     let start = Instant::now();
     let mut chunk_seconds = None;
