@@ -5,6 +5,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use super::model::CometModel;
+use crate::generate::check_ids;
 use crate::layout::Sequence;
 use crate::memory::MemoryState;
 use crate::model::KvCache;
@@ -149,19 +150,11 @@ impl<B: Backend> CometModel<B> {
     }
 
     fn checked_sequence(&self, ids: &[u32], state: &MemoryState<B>) -> Result<Sequence> {
-        if ids.is_empty() {
-            return Err(Error::Input("the input has no tokens".into()));
-        }
+        check_ids(ids, self.llm.config().vocab_size)?;
         if state.batch() != 1 {
             return Err(Error::Input(format!(
                 "memory holds {} samples, inference reads one",
                 state.batch()
-            )));
-        }
-        let vocab = self.llm.config().vocab_size;
-        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::Input(format!(
-                "token id {bad} is outside the vocabulary (size {vocab})"
             )));
         }
         Ok(Sequence::language_model(ids.to_vec()))

@@ -161,11 +161,8 @@ impl<B: Backend> CometModel<B> {
             },
             &mut hook,
         );
-        let queue_lengths = (0..b)
-            .map(|i| {
-                (state.queue_lengths[i] + layout.compression_counts[i]).min(self.comet.temp_budget)
-            })
-            .collect();
+        let queue_lengths =
+            layout.queue_lengths_after(&state.queue_lengths, self.comet.temp_budget);
         let tokens_read = (0..b)
             .map(|i| state.tokens_read[i] + layout.text_counts[i])
             .collect();

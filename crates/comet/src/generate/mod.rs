@@ -54,12 +54,8 @@ impl<B: Backend> Decoder for CachedDecoder<'_, B> {
     }
 }
 
-/// Token ids `[1, seq]` on `device`, rejecting an empty input or an id outside the vocabulary.
-pub fn token_tensor<B: Backend>(
-    ids: &[u32],
-    vocab: usize,
-    device: &B::Device,
-) -> Result<Tensor<B, 2, Int>> {
+/// Rejects an empty input or an id outside a vocabulary of `vocab` tokens.
+pub fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
     if ids.is_empty() {
         return Err(Error::Input("the input has no tokens".into()));
     }
@@ -68,6 +64,16 @@ pub fn token_tensor<B: Backend>(
             "token id {bad} is outside the vocabulary (size {vocab})"
         )));
     }
+    Ok(())
+}
+
+/// Token ids `[1, seq]` on `device`, checked by [`check_ids`].
+pub fn token_tensor<B: Backend>(
+    ids: &[u32],
+    vocab: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 2, Int>> {
+    check_ids(ids, vocab)?;
     let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
     Ok(
         Tensor::<B, 1, Int>::from_data(TensorData::new(data, [ids.len()]), device)

@@ -109,6 +109,15 @@ impl ChunkLayout {
         mask
     }
 
+    /// Real temporary-memory entries per sample after this chunk, from those before it.
+    pub fn queue_lengths_after(&self, before: &[usize], budget: usize) -> Vec<usize> {
+        before
+            .iter()
+            .zip(&self.compression_counts)
+            .map(|(q, k)| (q + k).min(budget))
+            .collect()
+    }
+
     /// Queue positions to keep after this chunk: for each sample, the newest `budget` of
     /// `[old queue (temp_slots) ; new entries (k)]`, as indices into that concatenation,
     /// padded with 0 to the longest new queue. Returns `(indices [batch * slots], slots)`.
@@ -179,11 +188,7 @@ impl LayoutBuilder {
             let layout = self.chunk(batch, t * c.chunk_size, &shape, !last || readouts_on_last);
             shape = MemoryShape {
                 has_global: shape.has_global || layout.readout_start.is_some(),
-                queue_lengths: (0..batch.len())
-                    .map(|b| {
-                        (shape.queue_lengths[b] + layout.compression_counts[b]).min(c.temp_budget)
-                    })
-                    .collect(),
+                queue_lengths: layout.queue_lengths_after(&shape.queue_lengths, c.temp_budget),
             };
             layout
         })
