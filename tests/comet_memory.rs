@@ -289,3 +289,38 @@ fn memory_weights_save_and_reload() {
     let saved = CometConfig::from_file(&tmp.path().join(comet::comet::CONFIG_FILE)).unwrap();
     assert_eq!(saved, tiny_comet());
 }
+
+#[test]
+fn whole_model_saves_as_a_directory_every_command_loads() {
+    let device = Default::default();
+    let mut config = tiny_config(false);
+    config.vocab_size = 256;
+    let model = CometModel::new(random_llm::<B>(&config, 5, &device), tiny_comet());
+    let tokenizer = comet::tokenizer::byte_level()
+        .unwrap()
+        .with_special_tokens(&model.special_tokens().added(tiny_comet().special_tokens()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    model.save(tmp.path(), Some(&tokenizer)).unwrap();
+
+    let loaded = comet::comet::load_comet::<B>(tmp.path(), None, &device).unwrap();
+    assert!(loaded.trained_memory);
+    let ids: Vec<u32> = "a text long enough for three chunks of twelve"
+        .bytes()
+        .map(u32::from)
+        .collect();
+    let logits = |m: &CometModel<B>| {
+        let mut all = Vec::new();
+        m.score(&ids, |l, _| {
+            all.extend(l.into_data().to_vec::<f32>().unwrap())
+        })
+        .unwrap();
+        all
+    };
+    assert!(max_abs_diff(&logits(&model), &logits(&loaded.model)) < 1e-6);
+    let tok = loaded.tokenizer.unwrap();
+    assert_eq!(tok.token_id("<|comet_slot|>"), Some(256));
+    assert_eq!(tok.token_id("<|comet_compress|>"), Some(257));
+    assert_eq!(tok.token_id("<|comet_readout_2|>"), Some(260));
+    assert_eq!(tok.encode("pass key 42", false).unwrap().len(), 11);
+}

@@ -10,6 +10,7 @@ use super::model::CometModel;
 use crate::fsutil::write_atomic;
 use crate::memory::CometConfig;
 use crate::tokenizer::Tokenizer;
+use crate::weights::{export_hf_dir, ModuleWeights};
 use crate::{load_model, Error, Result};
 
 /// The memory-module weights file inside a CoMeT model directory.
@@ -46,6 +47,14 @@ impl<B: Backend> CometModel<B> {
         let config = serde_json::to_vec_pretty(&self.comet).expect("serializable config");
         write_atomic(&dir.join(CONFIG_FILE), &config)?;
         write_atomic(&dir.join(MEMORY_FILE), &self.memory_bytes()?)
+    }
+
+    /// Saves the whole model as a directory every command loads: the base model in Hugging
+    /// Face format (`config.json`, `model.safetensors`, tokenizer files) plus the memory.
+    pub fn save(&self, dir: &Path, tokenizer: Option<&Tokenizer>) -> Result<()> {
+        let mut weights = ModuleWeights::new(&self.llm)?;
+        export_hf_dir(self.llm.config(), &mut weights, tokenizer, dir)?;
+        self.save_memory(dir)
     }
 
     /// Replaces the memory modules with those stored in `path`.
@@ -110,9 +119,14 @@ pub fn load_comet<B: Backend>(
     if let Some(weights) = &weights {
         model.load_memory(weights)?;
     }
+    let added = model.special_tokens().added(model.comet.special_tokens());
+    let tokenizer = base
+        .tokenizer
+        .map(|t| t.with_special_tokens(&added))
+        .transpose()?;
     Ok(LoadedComet {
         model,
-        tokenizer: base.tokenizer,
+        tokenizer,
         trained_memory: weights.is_some(),
     })
 }

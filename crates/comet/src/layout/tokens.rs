@@ -28,6 +28,13 @@ impl SpecialTokens {
         self.first_readout + r as u32
     }
 
+    /// `(id, text)` of the first `count` special tokens, as added to the tokenizer.
+    pub fn added(&self, count: usize) -> Vec<(u32, String)> {
+        (0..count)
+            .map(|i| (self.slot + i as u32, Self::text(i)))
+            .collect()
+    }
+
     /// Text form of special token `index` (0 slot, 1 compression, 2.. readouts), as added
     /// to the tokenizer.
     pub fn text(index: usize) -> String {

@@ -1,10 +1,13 @@
 //! Text <-> token ids through the `tokenizers` crate, plus chat templates.
 
+mod byte_level;
 mod chat;
 mod gguf_vocab;
 
 use std::path::Path;
+use std::str::FromStr;
 
+pub use byte_level::byte_level;
 pub use chat::{ChatTemplate, Message};
 pub use gguf_vocab::tokenizer_from_gguf;
 
@@ -112,6 +115,51 @@ impl Tokenizer {
     /// The id of a token string, if it is in the vocabulary.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+
+    /// This tokenizer with special tokens `(id, text)` added at exactly those ids (present
+    /// ones are checked), so they decode to their text and survive saving.
+    pub fn with_special_tokens(self, tokens: &[(u32, String)]) -> Result<Self> {
+        let mut missing = Vec::new();
+        for (id, text) in tokens {
+            match (self.inner.token_to_id(text), self.inner.id_to_token(*id)) {
+                (Some(found), _) if found == *id => {}
+                (Some(found), _) => {
+                    return Err(Error::Tokenizer(format!(
+                        "the tokenizer has {text} at id {found}, the model expects {id}"
+                    )))
+                }
+                (None, Some(other)) => {
+                    return Err(Error::Tokenizer(format!(
+                        "id {id} is {other:?} in the tokenizer, the model needs it for {text}"
+                    )))
+                }
+                (None, None) => missing.push((id, text)),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(self);
+        }
+        // `added_tokens` entries carry explicit ids; `add_special_tokens` would number them
+        // after the tokenizer's own vocabulary, which can be smaller than the model's.
+        let json = self
+            .inner
+            .to_string(false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let added = value["added_tokens"]
+            .as_array_mut()
+            .ok_or_else(|| Error::Tokenizer("tokenizer.json has no added_tokens list".into()))?;
+        for (id, text) in missing {
+            added.push(serde_json::json!({
+                "id": id, "content": text, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true,
+            }));
+        }
+        let inner = tokenizers::Tokenizer::from_str(&value.to_string())
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Self { inner, ..self })
     }
 
     /// Renders a conversation with the model's chat template; `extra` holds further
