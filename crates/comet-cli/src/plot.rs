@@ -5,6 +5,7 @@ use std::sync::Once;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -125,4 +126,65 @@ fn format_number(x: f64) -> String {
         let s = format!("{x:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// A grid of accuracies (rows: depths, columns: lengths), coloured red (0) to green (1)
+/// with each value printed in its cell, like the paper's passkey figure.
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    columns: &[String],
+    rows: &[String],
+    value: impl Fn(usize, usize) -> Option<f64>,
+) -> Result<()> {
+    register_font();
+    let (cw, ch) = (96i32, 40i32);
+    let (left, top) = (96i32, 56i32);
+    let width = (left + cw * columns.len() as i32 + 24) as u32;
+    let height = (top + ch * rows.len() as i32 + 64) as u32;
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", path.display());
+    root.fill(&WHITE).map_err(err)?;
+    let text = |size: u32| ("sans-serif", size).into_font().color(&BLACK);
+    let centred = |size| text(size).pos(Pos::new(HPos::Center, VPos::Center));
+    root.draw(&Text::new(title.to_string(), (left, 18), text(18)))
+        .map_err(err)?;
+    for (r, row) in rows.iter().enumerate() {
+        let y = top + ch * r as i32;
+        root.draw(&Text::new(row.clone(), (left / 2, y + ch / 2), centred(14)))
+            .map_err(err)?;
+        for c in 0..columns.len() {
+            let x = left + cw * c as i32;
+            let (fill, label) = match value(r, c) {
+                Some(v) => {
+                    let v = v.clamp(0.0, 1.0);
+                    let colour = RGBColor(
+                        (215.0 - 170.0 * v) as u8,
+                        (48.0 + 140.0 * v) as u8,
+                        (39.0 + 40.0 * v) as u8,
+                    );
+                    (colour, format!("{:.0}%", v * 100.0))
+                }
+                None => (RGBColor(220, 220, 220), "-".to_string()),
+            };
+            root.draw(&Rectangle::new([(x, y), (x + cw - 2, y + ch - 2)], fill.filled()))
+                .map_err(err)?;
+            let label_style = centred(14).color(&WHITE);
+            root.draw(&Text::new(label, (x + cw / 2, y + ch / 2), label_style))
+                .map_err(err)?;
+        }
+    }
+    let bottom = top + ch * rows.len() as i32;
+    for (c, column) in columns.iter().enumerate() {
+        let x = left + cw * c as i32 + cw / 2;
+        root.draw(&Text::new(column.clone(), (x, bottom + 14), centred(13)))
+            .map_err(err)?;
+    }
+    let x_mid = left + cw * columns.len() as i32 / 2;
+    root.draw(&Text::new("input length (tokens)".to_string(), (x_mid, bottom + 40), centred(14)))
+        .map_err(err)?;
+    root.draw(&Text::new("depth".to_string(), (left / 2, top - 14), centred(14)))
+        .map_err(err)?;
+    root.present()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }

@@ -13,6 +13,17 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A file or directory could not be written (full disk, permissions).
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// Training cannot go on (a NaN loss, a checkpoint that does not match the config).
+    #[error("training: {0}")]
+    Training(String),
     /// A model directory or file lacks something it must have.
     #[error("{0}")]
     Missing(String),

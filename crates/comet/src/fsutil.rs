@@ -24,6 +24,61 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
+        Error::Write {
+            path: path.to_path_buf(),
+            source: e,
+        }
     })
+}
+
+/// Writes a directory through `fill` into a temporary sibling, then swaps it in for
+/// `dir`: a failure at any point leaves the previous `dir` whole. A crash between the two
+/// renames leaves it as `<dir>.old`, which [`recover_dir`] puts back.
+pub fn replace_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::Input(format!("{} has no file name", dir.display())))?
+        .to_string_lossy()
+        .to_string();
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!("{name}.tmp"));
+    let old = parent.join(format!("{name}.old"));
+    let write_err = |path: &Path, e| Error::Write {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| write_err(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| write_err(&tmp, e))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| write_err(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| write_err(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| write_err(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| write_err(&old, e))?;
+    }
+    Ok(())
+}
+
+/// Puts back `<dir>.old` when a crash in [`replace_dir`] left no `dir`.
+pub fn recover_dir(dir: &Path) -> Result<()> {
+    let Some(name) = dir.file_name() else {
+        return Ok(());
+    };
+    let old = dir.with_file_name(format!("{}.old", name.to_string_lossy()));
+    if !dir.exists() && old.exists() {
+        std::fs::rename(&old, dir).map_err(|e| Error::Write {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+    }
+    Ok(())
 }

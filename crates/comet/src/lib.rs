@@ -7,13 +7,16 @@
 //! - [`memory`]: global and temporary memory modules and the state between chunks.
 //! - [`comet`]: the recurrence (training loss, prefill, absorbing text into memory).
 //! - [`generate`]: decoding, plain or over CoMeT memory.
+//! - [`data`]: passkey, text and JSONL samples; [`train`]: the trainer; [`eval`]: passkey, QA, perplexity.
 
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod comet;
 pub mod config;
+pub mod data;
 mod error;
+pub mod eval;
 pub mod fsutil;
 pub mod generate;
 pub mod layout;
@@ -21,6 +24,7 @@ mod load;
 pub mod memory;
 pub mod model;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 pub use error::{Error, Result};

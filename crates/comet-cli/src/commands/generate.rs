@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use comet::comet::load_snapshot;
 use comet::generate::{
-    generate, CachedDecoder, CometDecoder, Decoder, GenerationConfig, SamplingConfig,
+    generate, stop_tokens, CachedDecoder, CometDecoder, Decoder, GenerationConfig, SamplingConfig,
 };
 use comet::tokenizer::{Message, Tokenizer};
 
@@ -108,13 +108,6 @@ pub fn run(args: Args) -> Result<()> {
         let mut decoder = CachedDecoder::new(&loaded.model);
         stream(&args, tokenizer, &mut decoder, &ids, stop)
     }
-}
-
-/// The model's end-of-sequence ids plus the chat end-of-turn token, if the vocabulary has one.
-fn stop_tokens(mut stop: Vec<u32>, tokenizer: &Tokenizer) -> Vec<u32> {
-    stop.extend(tokenizer.token_id("<|im_end|>"));
-    stop.extend(tokenizer.token_id("<|eot_id|>"));
-    stop
 }
 
 /// Generates with `decoder`, printing text as it comes and the throughput at the end.

@@ -3,10 +3,13 @@
 pub mod bench;
 pub mod comet_args;
 pub mod convert;
+pub mod eval;
 pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod score;
+pub mod train;
+pub mod train_progress;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ use burn::tensor::activation::log_softmax;
 
 use super::model::CometModel;
 use crate::generate::check_ids;
-use crate::layout::Sequence;
+use crate::layout::{ChunkLayout, LayoutBuilder, Sequence};
 use crate::memory::MemoryState;
 use crate::model::KvCache;
 use crate::{Error, Result};
@@ -27,47 +27,57 @@ impl<B: Backend> CometModel<B> {
     /// Mean next-token loss over every chunk of a batch, as a `[1]` tensor whose graph
     /// spans all chunks (memory carries gradients back to the first one).
     pub fn loss(&self, batch: &[Sequence]) -> Result<Tensor<B, 1>> {
-        if batch.iter().any(|s| s.tokens.is_empty()) {
-            return Err(Error::Input("a training sample has no tokens".into()));
-        }
-        let device = self.llm.embed_tokens.weight.device();
-        let builder = self.layout_builder();
+        self.loss_with(batch, &self.layout_builder())
+    }
+
+    /// [`Self::loss`] with a given layout builder (e.g. another chunk size).
+    pub fn loss_with(&self, batch: &[Sequence], builder: &LayoutBuilder) -> Result<Tensor<B, 1>> {
+        check_batch(batch)?;
         let mut state = self.empty_state(batch.len());
         let layouts = builder.iter(batch, Self::memory_shape(&state), false);
         let mut total: Option<Tensor<B, 1>> = None;
         let mut count = 0usize;
         for layout in layouts {
-            let layout = &layout;
-            let out = self.read_chunk(layout, &state, None);
-            let n = layout.text_positions.len();
-            let targets = &layout.targets;
-            let valid = targets.iter().filter(|&&t| t >= 0).count();
-            if valid > 0 {
-                let logp = log_softmax(self.text_logits(layout, out.hidden), 2); // [batch, n, vocab]
-                let index: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
-                let weight: Vec<f32> = targets
-                    .iter()
-                    .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
-                    .collect();
-                let index = Tensor::<B, 2, Int>::from_data(
-                    TensorData::new(index, [layout.batch, n]),
-                    &device,
-                );
-                let weight =
-                    Tensor::<B, 2>::from_data(TensorData::new(weight, [layout.batch, n]), &device);
-                let picked = logp.gather(2, index.unsqueeze_dim(2)).squeeze_dim::<2>(2);
-                let chunk = (picked * weight).sum().neg();
+            let out = self.read_chunk(&layout, &state, None);
+            if let Some((nll, n)) = self.chunk_nll(&layout, out.hidden) {
                 total = Some(match total {
-                    Some(t) => t + chunk,
-                    None => chunk,
+                    Some(t) => t + nll,
+                    None => nll,
                 });
-                count += valid;
+                count += n;
             }
             state = out.state;
         }
         let total =
             total.ok_or_else(|| Error::Input("no token in the batch has a target".into()))?;
         Ok(total / count as f32)
+    }
+
+    /// Summed next-token NLL `[1]` of a chunk's text tokens that have targets, and their
+    /// number; `None` when no token of the chunk has a target.
+    pub fn chunk_nll(
+        &self,
+        layout: &ChunkLayout,
+        hidden: Tensor<B, 3>,
+    ) -> Option<(Tensor<B, 1>, usize)> {
+        let device = hidden.device();
+        let n = layout.text_positions.len();
+        let targets = &layout.targets;
+        let valid = targets.iter().filter(|&&t| t >= 0).count();
+        if valid == 0 {
+            return None;
+        }
+        let logp = log_softmax(self.text_logits(layout, hidden), 2); // [batch, n, vocab]
+        let index: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
+        let weight: Vec<f32> = targets
+            .iter()
+            .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
+            .collect();
+        let index =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(index, [layout.batch, n]), &device);
+        let weight = Tensor::<B, 2>::from_data(TensorData::new(weight, [layout.batch, n]), &device);
+        let picked = logp.gather(2, index.unsqueeze_dim(2)).squeeze_dim::<2>(2);
+        Some(((picked * weight).sum().neg(), valid))
     }
 
     /// Reads `ids` entirely into memory (every chunk, the last included, updates it).
@@ -159,4 +169,12 @@ impl<B: Backend> CometModel<B> {
         }
         Ok(Sequence::language_model(ids.to_vec()))
     }
+}
+
+/// Refuses an empty batch or an empty sample.
+pub fn check_batch(batch: &[Sequence]) -> Result<()> {
+    if batch.is_empty() || batch.iter().any(|s| s.tokens.is_empty()) {
+        return Err(Error::Input("a training batch or sample has no tokens".into()));
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ mod io;
 mod model;
 mod snapshot;
 
-pub use forward::Prefill;
+pub use forward::{check_batch, Prefill};
 pub use hook::{ChunkHook, ChunkIndices};
 pub use io::{load_comet, LoadedComet, CONFIG_FILE, MEMORY_FILE};
 pub use model::{ChunkOutput, CometModel};

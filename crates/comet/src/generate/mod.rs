@@ -11,6 +11,7 @@ pub use comet::CometDecoder;
 pub use sampler::{argmax, Sampler, SamplingConfig};
 
 use crate::model::{KvCache, Llm};
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 /// Something that turns a prompt and then one token at a time into next-token logits.
@@ -114,6 +115,13 @@ impl GenerationStats {
     pub fn decode_tps(&self) -> f64 {
         self.decode_tokens as f64 / self.decode_time.as_secs_f64().max(1e-9)
     }
+}
+
+/// The model's end-of-sequence ids plus the chat end-of-turn token, if the vocabulary has one.
+pub fn stop_tokens(mut eos: Vec<u32>, tokenizer: &Tokenizer) -> Vec<u32> {
+    eos.extend(tokenizer.token_id("<|im_end|>"));
+    eos.extend(tokenizer.token_id("<|eot_id|>"));
+    eos
 }
 
 /// Generates after `prompt`, calling `on_token` with each new token as soon as it is chosen.

@@ -15,6 +15,7 @@ use crate::weights::GgufFile;
 use crate::{Error, Result};
 
 /// A tokenizer with the model's chat template.
+#[derive(Clone)]
 pub struct Tokenizer {
     /// The underlying Hugging Face tokenizer.
     pub inner: tokenizers::Tokenizer,

@@ -1,0 +1,214 @@
+//! Training and evaluation data, generated or streamed from disk, deterministic per seed:
+//! sample `i` of a dataset is always the same, so a resumed run sees the same order.
+//!
+//! - [`passkey`]: passkey / needle samples over a haystack ([`filler`]).
+//! - [`text`]: plain language modelling over a corpus file.
+//! - [`jsonl`]: `input`/`output` and chat JSONL, loss on the answer only.
+
+pub mod filler;
+pub mod jsonl;
+pub mod passkey;
+pub mod text;
+
+use std::path::PathBuf;
+
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub use filler::{Filler, DEFAULT_FILLER};
+pub use jsonl::{JsonlData, Record};
+pub use passkey::{mix_seed, Passkey, PasskeySample};
+pub use text::TextCorpus;
+
+use crate::layout::Sequence;
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// One source of training samples, as written in a training config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Passkey retrieval with lengths uniform in `min_length..=max_length` and uniform depths.
+    Passkey {
+        /// Shortest sample, tokens.
+        min_length: usize,
+        /// Longest sample, tokens.
+        max_length: usize,
+        /// Haystack text file; the classic repeated filler when absent.
+        #[serde(default)]
+        haystack: Option<PathBuf>,
+        /// Digits of the key.
+        #[serde(default = "five")]
+        digits: u32,
+        /// Share of the samples drawn from this source (relative).
+        #[serde(default = "one")]
+        weight: f64,
+    },
+    /// Language modelling on windows of a text file.
+    Text {
+        /// The corpus.
+        path: PathBuf,
+        /// Tokens per sample.
+        length: usize,
+        /// Share of the samples (relative).
+        #[serde(default = "one")]
+        weight: f64,
+    },
+    /// `input`/`output` or chat JSONL, in a seeded order, epoch after epoch.
+    Jsonl {
+        /// The file.
+        path: PathBuf,
+        /// Samples are cut to this many tokens (the start of the prompt goes first).
+        max_length: usize,
+        /// Share of the samples (relative).
+        #[serde(default = "one")]
+        weight: f64,
+    },
+}
+
+fn five() -> u32 {
+    5
+}
+fn one() -> f64 {
+    1.0
+}
+
+enum Source {
+    Passkey {
+        filler: Filler,
+        min: usize,
+        max: usize,
+        digits: u32,
+    },
+    Text(TextCorpus, usize),
+    Jsonl(JsonlData, usize),
+}
+
+/// A weighted mixture of sources; `sample(i)` is a pure function of the seed and `i`.
+pub struct TrainData {
+    sources: Vec<(Source, f64)>,
+    tokenizer: Tokenizer,
+    seed: u64,
+}
+
+impl SourceConfig {
+    fn weight(&self) -> f64 {
+        match self {
+            Self::Passkey { weight, .. } | Self::Text { weight, .. } | Self::Jsonl { weight, .. } => {
+                *weight
+            }
+        }
+    }
+}
+
+impl TrainData {
+    /// Opens every source (files are indexed, not loaded).
+    pub fn open(configs: &[SourceConfig], tokenizer: Tokenizer, seed: u64) -> Result<Self> {
+        if configs.is_empty() {
+            return Err(Error::Input("the training config lists no data".into()));
+        }
+        let mut sources = Vec::new();
+        for config in configs {
+            let weight = config.weight();
+            if !(weight > 0.0 && weight.is_finite()) {
+                return Err(Error::Input(format!("data weight {weight} must be positive")));
+            }
+            let source = match config {
+                SourceConfig::Passkey {
+                    min_length,
+                    max_length,
+                    haystack,
+                    digits,
+                    ..
+                } => {
+                    if min_length > max_length || *digits == 0 || *digits > 18 {
+                        return Err(Error::Input(format!(
+                            "passkey data: need min_length <= max_length and 1..=18 digits, got {min_length}, {max_length}, {digits}"
+                        )));
+                    }
+                    let filler = match haystack {
+                        Some(path) => Filler::corpus(path)?,
+                        None => Filler::Repeated(DEFAULT_FILLER.into()),
+                    };
+                    Source::Passkey {
+                        filler,
+                        min: *min_length,
+                        max: *max_length,
+                        digits: *digits,
+                    }
+                }
+                SourceConfig::Text { path, length, .. } => {
+                    Source::Text(TextCorpus::open(path)?, *length)
+                }
+                SourceConfig::Jsonl {
+                    path, max_length, ..
+                } => Source::Jsonl(JsonlData::open(path)?, *max_length),
+            };
+            sources.push((source, weight));
+        }
+        Ok(Self {
+            sources,
+            tokenizer,
+            seed,
+        })
+    }
+
+    /// The tokenizer samples are encoded with.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Sample number `index`.
+    pub fn sample(&self, index: u64) -> Result<Sequence> {
+        let seed = mix_seed(&[self.seed, index]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let total: f64 = self.sources.iter().map(|(_, w)| w).sum();
+        let mut pick = rng.random::<f64>() * total;
+        let source = self
+            .sources
+            .iter()
+            .find(|(_, w)| {
+                pick -= w;
+                pick < 0.0
+            })
+            .unwrap_or(self.sources.last().expect("at least one source"));
+        match &source.0 {
+            Source::Passkey {
+                filler,
+                min,
+                max,
+                digits,
+            } => {
+                let mut gen = Passkey::new(&self.tokenizer, filler.clone());
+                gen.digits = *digits;
+                let length = rng.random_range(*min..=*max);
+                let depth = rng.random::<f64>();
+                Ok(gen.sample(length, depth, rng.random())?.sequence())
+            }
+            Source::Text(corpus, length) => corpus.sample(&self.tokenizer, *length, rng.random()),
+            Source::Jsonl(data, max_length) => {
+                // Epoch-wise permutation i -> (a i + b) mod n with a coprime to n.
+                let n = data.len() as u64;
+                let epoch = index / n;
+                let mut erng = rand::rngs::StdRng::seed_from_u64(mix_seed(&[self.seed, epoch, n]));
+                let a = loop {
+                    let a = erng.random_range(1..=n.max(2));
+                    if gcd(a, n) == 1 {
+                        break a;
+                    }
+                };
+                let b = erng.random_range(0..n);
+                let record = ((a as u128 * (index % n) as u128 + b as u128) % n as u128) as usize;
+                data.record(record)?.sequence(&self.tokenizer, *max_length)
+            }
+        }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}

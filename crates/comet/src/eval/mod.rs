@@ -1,0 +1,12 @@
+//! Evaluations: passkey retrieval grids, SCROLLS-style QA metrics, per-chunk perplexity
+//! with and without memory.
+
+mod metrics;
+mod passkey;
+mod ppl;
+mod qa;
+
+pub use metrics::{exact_match, normalize_answer, rouge_l, rouge_n, token_f1, QaScores};
+pub use passkey::{evaluate_passkey, greedy_matches, PasskeyCell, PasskeyGrid};
+pub use ppl::{chunk_perplexity, ChunkPerplexity};
+pub use qa::{evaluate_qa, QaOptions, QaPrediction};

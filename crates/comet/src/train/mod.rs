@@ -1,0 +1,12 @@
+//! Training CoMeT through every chunk: config, gradients (plain back-propagation through
+//! all chunks or chunk-level recomputation), parameter groups, checkpoints, the loop.
+
+mod checkpoint;
+mod config;
+pub mod grads;
+mod recompute;
+mod trainer;
+
+pub use config::{ModelSource, Precision, TrainConfig, TrainMode, VariableChunks};
+pub use recompute::recomputed_gradients;
+pub use trainer::{Observer, Silent, StepLog, Summary, Trainer};

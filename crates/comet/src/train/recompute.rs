@@ -1,0 +1,115 @@
+//! Chunk-level recomputation: gradients of the loss over all chunks while holding the
+//! autodiff graph of only one chunk at a time.
+//!
+//! Forward: run every chunk without a graph, keeping only each chunk's incoming memory.
+//! Backward, last chunk first: rerun chunk t from its stored memory (made a leaf), and
+//! back-propagate its own loss plus `<memory out, dL/d memory out>` (the gradient chunk
+//! t+1 handed back), which yields the parameter gradients of chunk t and dL/d memory in
+//! for chunk t-1. The sum over chunks equals back-propagation through the whole input.
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::comet::{check_batch, CometModel};
+use crate::layout::{LayoutBuilder, Sequence};
+use crate::memory::{LayerState, MemoryState};
+use crate::{Error, Result};
+
+type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+
+/// Per layer, the gradient of the loss with respect to (global state, queue).
+type StateGrads<B> = Vec<(Option<Tensor<Inner<B>, 3>>, Option<Tensor<Inner<B>, 3>>)>;
+
+/// Loss over every chunk of `batch` (mean over target tokens) and its parameter gradients
+/// multiplied by `scale`, computed chunk by chunk.
+pub fn recomputed_gradients<B: AutodiffBackend>(
+    model: &CometModel<B>,
+    batch: &[Sequence],
+    builder: &LayoutBuilder,
+    scale: f32,
+) -> Result<(f64, GradientsParams)> {
+    check_batch(batch)?;
+    let inner = model.valid();
+    let mut state = inner.empty_state(batch.len());
+    let layouts = builder.chunks(batch, CometModel::memory_shape(&state), false);
+    let count: usize = layouts
+        .iter()
+        .map(|l| l.targets.iter().filter(|&&t| t >= 0).count())
+        .sum();
+    if count == 0 {
+        return Err(Error::Input("no token in the batch has a target".into()));
+    }
+    let mut incoming = Vec::with_capacity(layouts.len());
+    for layout in &layouts[..layouts.len() - 1] {
+        let next = inner.read_chunk(layout, &state, None).state;
+        incoming.push(std::mem::replace(&mut state, next));
+    }
+    incoming.push(state);
+
+    let weight = scale / count as f32;
+    let mut loss = 0.0f64;
+    let mut accumulator = GradientsAccumulator::<CometModel<B>>::new();
+    let mut upstream: Option<StateGrads<B>> = None;
+    for (layout, state_in) in layouts.iter().zip(incoming).rev() {
+        let leaves = to_leaves::<B>(state_in);
+        let out = model.read_chunk(layout, &leaves, None);
+        let mut objective: Option<Tensor<B, 1>> = None;
+        let mut add = |t: Tensor<B, 1>| {
+            objective = Some(match objective.take() {
+                Some(o) => o + t,
+                None => t,
+            })
+        };
+        if let Some((nll, _)) = model.chunk_nll(layout, out.hidden) {
+            loss += nll.clone().into_scalar().elem::<f64>() / count as f64;
+            add(nll * weight);
+        }
+        if let Some(grads) = upstream.take() {
+            for (layer, (g_global, g_queue)) in out.state.layers.into_iter().zip(grads) {
+                for (value, grad) in [(layer.global, g_global), (layer.queue, g_queue)] {
+                    if let (Some(v), Some(g)) = (value, grad) {
+                        add((v * Tensor::from_inner(g)).sum());
+                    }
+                }
+            }
+        }
+        let Some(objective) = objective else {
+            upstream = None;
+            continue;
+        };
+        let mut grads = objective.backward();
+        upstream = Some(
+            leaves
+                .layers
+                .iter()
+                .map(|l| {
+                    (
+                        l.global.as_ref().and_then(|t| t.grad_remove(&mut grads)),
+                        l.queue.as_ref().and_then(|t| t.grad_remove(&mut grads)),
+                    )
+                })
+                .collect(),
+        );
+        accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
+    }
+    Ok((loss, accumulator.grads()))
+}
+
+/// A stored memory state as autodiff leaves that collect their gradients.
+fn to_leaves<B: AutodiffBackend>(state: MemoryState<Inner<B>>) -> MemoryState<B> {
+    let leaf = |t: Option<Tensor<Inner<B>, 3>>| t.map(|t| Tensor::from_inner(t).require_grad());
+    MemoryState {
+        layers: state
+            .layers
+            .into_iter()
+            .map(|l| LayerState {
+                global: leaf(l.global),
+                queue: leaf(l.queue),
+            })
+            .collect(),
+        queue_lengths: state.queue_lengths,
+        tokens_read: state.tokens_read,
+    }
+}

@@ -1,0 +1,229 @@
+//! Training on a tiny model from scratch: the loss falls, a killed run resumes exactly,
+//! a NaN stops the run, recomputation gives back-propagation's gradients, and the data
+//! generators are deterministic.
+
+mod common;
+
+use burn::backend::{Autodiff, Flex};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use comet::comet::CometModel;
+use comet::data::{Filler, Passkey, SourceConfig, TrainData, DEFAULT_FILLER};
+use comet::layout::Sequence;
+use comet::train::{grads, recomputed_gradients, Silent, StepLog, TrainConfig, Trainer};
+use comet::weights::random_llm;
+use common::{tiny_comet, tiny_config, tokens};
+
+type TB = Autodiff<Flex>;
+
+/// A scratch config (tiny model, byte-level vocabulary) training on `data` in `dir`.
+fn config(dir: &std::path::Path, data: serde_json::Value, extra: serde_json::Value) -> TrainConfig {
+    let mut model = tiny_config(true);
+    model.vocab_size = 256;
+    let model_json = dir.join("model.json");
+    std::fs::write(&model_json, serde_json::to_vec(&model.to_hf_json()).unwrap()).unwrap();
+    let mut value = serde_json::json!({
+        "model": {"scratch": {"config": model_json, "seed": 1}},
+        "comet": {"chunk_size": 48, "memory_slots": 4, "compression_stride": 8,
+                  "temp_budget": 12, "adapter_rank": 2},
+        "data": data,
+        "steps": 6, "batch_size": 2, "lr": 3e-3, "warmup_steps": 1,
+        "grad_clip": 1.0, "checkpoint_every": 3, "seed": 5, "out": dir.join("run"),
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        value[k] = v.clone();
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+fn corpus(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, format!("{DEFAULT_FILLER} ").repeat(60)).unwrap();
+    path
+}
+
+fn text_data(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::json!([{"kind": "text", "path": corpus(dir), "length": 120}])
+}
+
+fn log(config: &TrainConfig) -> Vec<StepLog> {
+    std::fs::read_to_string(config.out.join("train_log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_few_steps_lower_the_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), text_data(tmp.path()), serde_json::json!({"steps": 24}));
+    let mut trainer = Trainer::<TB>::new(config.clone(), false, &Default::default()).unwrap();
+    trainer.run(&mut Silent).unwrap();
+    let losses: Vec<f64> = log(&config).iter().map(|l| l.loss).collect();
+    assert_eq!(losses.len(), 24);
+    let (first, last) = (losses[..3].iter().sum::<f64>(), losses[21..].iter().sum::<f64>());
+    assert!(last < 0.8 * first, "losses {losses:?}");
+    // The exported model loads and reads.
+    let loaded = comet::comet::load_comet::<Flex>(&config.out.join("model"), None, &Default::default())
+        .unwrap();
+    assert!(loaded.trained_memory);
+    assert_eq!(loaded.model.comet.chunk_size, 48);
+}
+
+#[test]
+fn a_killed_run_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = serde_json::json!([
+        {"kind": "text", "path": corpus(tmp.path()), "length": 100},
+        {"kind": "passkey", "min_length": 260, "max_length": 300},
+    ]);
+    let whole = config(tmp.path(), data.clone(), serde_json::json!({"out": tmp.path().join("a")}));
+    Trainer::<TB>::new(whole.clone(), false, &Default::default())
+        .unwrap()
+        .run(&mut Silent)
+        .unwrap();
+
+    let split = config(tmp.path(), data, serde_json::json!({"out": tmp.path().join("b")}));
+    let mut killed = Trainer::<TB>::new(split.clone(), false, &Default::default()).unwrap();
+    for _ in 0..5 {
+        killed.train_step().unwrap();
+        if killed.step_count() == 3 {
+            killed.save_checkpoint().unwrap();
+        }
+    }
+    drop(killed); // Killed at step 5: steps 4 and 5 are lost.
+    let refused = Trainer::<TB>::new(split.clone(), false, &Default::default());
+    assert!(refused.err().unwrap().to_string().contains("--resume"));
+    let mut resumed = Trainer::<TB>::new(split.clone(), true, &Default::default()).unwrap();
+    assert_eq!(resumed.step_count(), 3);
+    resumed.run(&mut Silent).unwrap();
+
+    let strip = |logs: Vec<StepLog>| -> Vec<(usize, f64, f64, usize)> {
+        logs.into_iter().map(|l| (l.step, l.loss, l.grad_norm, l.tokens)).collect()
+    };
+    assert_eq!(strip(log(&whole)), strip(log(&split)));
+}
+
+#[test]
+fn a_nan_loss_stops_training_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        text_data(tmp.path()),
+        serde_json::json!({"lr": 1e30, "grad_clip": null, "warmup_steps": 0, "checkpoint_every": 1}),
+    );
+    let mut trainer = Trainer::<TB>::new(config.clone(), false, &Default::default()).unwrap();
+    let message = trainer.run(&mut Silent).unwrap_err().to_string();
+    assert!(message.contains("NaN") || message.contains("inf"), "{message}");
+    assert!(message.contains("last good checkpoint (step"), "{message}");
+    // The kept checkpoint resumes.
+    let resumed = Trainer::<TB>::new(config, true, &Default::default()).unwrap();
+    assert!(resumed.step_count() >= 1);
+}
+
+#[test]
+fn a_config_change_refuses_to_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = config(tmp.path(), text_data(tmp.path()), serde_json::json!({"steps": 1}));
+    Trainer::<TB>::new(first, false, &Default::default())
+        .unwrap()
+        .run(&mut Silent)
+        .unwrap();
+    let changed = config(tmp.path(), text_data(tmp.path()), serde_json::json!({"lr": 1e-2}));
+    let message = Trainer::<TB>::new(changed, true, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("lr"), "{message}");
+}
+
+#[test]
+fn recomputation_gives_the_gradients_of_back_propagation() {
+    let device = Default::default();
+    let model = CometModel::new(random_llm::<TB>(&tiny_config(false), 9, &device), tiny_comet());
+    let batch = [
+        Sequence::language_model(tokens(50, 1, 0, 64)),
+        Sequence::answer_only(tokens(37, 2, 0, 64), 30),
+    ];
+    let loss = model.loss(&batch).unwrap();
+    let value = loss.clone().into_scalar().elem::<f64>();
+    let mut plain = GradientsParams::from_grads(loss.backward(), &model);
+    let (recomputed_loss, recomputed) =
+        recomputed_gradients(&model, &batch, &model.layout_builder(), 1.0).unwrap();
+    assert!((value - recomputed_loss).abs() < 1e-5, "{value} vs {recomputed_loss}");
+    let diff = grads::max_relative_difference(&model, &mut plain, &recomputed);
+    assert!(diff < 1e-4, "largest relative gradient difference {diff}");
+    assert!(plain.len() > 20, "{} parameters got gradients", plain.len());
+}
+
+#[test]
+fn passkey_samples_are_seeded_and_put_the_needle_at_the_depth() {
+    let tokenizer = comet::tokenizer::byte_level().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for filler in [
+        Filler::Repeated(DEFAULT_FILLER.into()),
+        Filler::corpus(&corpus(tmp.path())).unwrap(),
+    ] {
+        let gen = Passkey::new(&tokenizer, filler);
+        for depth in [0.0, 0.1, 0.5, 0.9, 1.0] {
+            let a = gen.sample(2000, depth, 7).unwrap();
+            assert_eq!(a, gen.sample(2000, depth, 7).unwrap());
+            assert_eq!(a.ids.len(), 2000);
+            assert!((a.depth - depth).abs() < 0.02, "asked {depth}, got {}", a.depth);
+            let needle = tokenizer.decode(&a.ids[a.needle_position..a.needle_position + 22]).unwrap();
+            assert_eq!(needle, format!(" The pass key is {}", a.key));
+            let answer = tokenizer.decode(&a.ids[a.answer_start..]).unwrap();
+            assert_eq!(answer, format!(" {}", a.key));
+            let seq = a.sequence();
+            let predicted = seq.targets.iter().filter(|t| t.is_some()).count();
+            assert_eq!(predicted, a.ids.len() - a.answer_start);
+        }
+        assert_ne!(gen.sample(2000, 0.5, 7).unwrap().key, gen.sample(2000, 0.5, 8).unwrap().key);
+    }
+    assert!(Passkey::new(&tokenizer, Filler::Repeated(DEFAULT_FILLER.into()))
+        .sample(100, 0.5, 1)
+        .is_err());
+}
+
+#[test]
+fn training_data_is_a_pure_function_of_seed_and_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jsonl = tmp.path().join("qa.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            "{\"input\": \"Where is the cat?\", \"output\": \"In the hat.\"}\n",
+            "\n",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello!\"}]}\n"
+        ),
+    )
+    .unwrap();
+    let sources: Vec<SourceConfig> = serde_json::from_value(serde_json::json!([
+        {"kind": "text", "path": corpus(tmp.path()), "length": 64},
+        {"kind": "passkey", "min_length": 260, "max_length": 300},
+        {"kind": "jsonl", "path": jsonl, "max_length": 64},
+    ]))
+    .unwrap();
+    let tok = comet::tokenizer::byte_level().unwrap();
+    let a = TrainData::open(&sources, tok.clone(), 3).unwrap();
+    let b = TrainData::open(&sources, tok.clone(), 3).unwrap();
+    let samples: Vec<Sequence> = (0..40).map(|i| a.sample(i).unwrap()).collect();
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(s, &b.sample(i as u64).unwrap());
+    }
+    assert_ne!(samples[0], samples[1]);
+    // Every source appears; JSONL answers are the only predicted tokens.
+    let answers: Vec<String> = samples
+        .iter()
+        .filter(|s| s.tokens.len() < 64 && s.targets.iter().filter(|t| t.is_some()).count() < 20)
+        .map(|s| {
+            let start = s.targets.iter().position(|t| t.is_some()).unwrap() + 1;
+            tok.decode(&s.tokens[start..]).unwrap()
+        })
+        .collect();
+    assert!(answers.iter().any(|a| a == "In the hat."), "{answers:?}");
+    assert!(answers.iter().any(|a| a == "Hello!"), "{answers:?}");
+    assert!(samples.iter().any(|s| s.tokens.len() >= 260));
+    assert!(samples.iter().any(|s| s.tokens.len() == 64));
+}
