@@ -14,7 +14,10 @@ use common::{tiny_comet, tiny_config, tokens};
 type B = Flex;
 
 fn model() -> CometModel<B> {
-    CometModel::new(random_llm::<B>(&tiny_config(true), 3, &Default::default()), tiny_comet())
+    CometModel::new(
+        random_llm::<B>(&tiny_config(true), 3, &Default::default()),
+        tiny_comet(),
+    )
 }
 
 #[test]
@@ -36,13 +39,19 @@ fn the_batched_passkey_check_equals_greedy_decoding() {
         let ids: Vec<u32> = prompt.into_iter().chain(answer).collect();
         batch.push(Sequence::answer_only(ids, start));
     }
-    assert_eq!(greedy_matches(&model, &batch).unwrap(), vec![true, true, true]);
+    assert_eq!(
+        greedy_matches(&model, &batch).unwrap(),
+        vec![true, true, true]
+    );
     // One wrong answer token (the last of the second sample) is caught, the others still pass.
     let last = batch[1].tokens.len() - 1;
     batch[1].tokens[last] = (batch[1].tokens[last] + 1) % 64;
     let wrong = Sequence::answer_only(batch[1].tokens.clone(), batch[1].tokens.len() - 7);
     batch[1] = wrong;
-    assert_eq!(greedy_matches(&model, &batch).unwrap(), vec![true, false, true]);
+    assert_eq!(
+        greedy_matches(&model, &batch).unwrap(),
+        vec![true, false, true]
+    );
 }
 
 #[test]
@@ -67,9 +76,16 @@ fn chunk_perplexity_with_memory_matches_score() {
         })
         .unwrap();
     for (c, expected) in chunks.iter().zip(&nll) {
-        assert!((c.with_memory - expected).abs() < 1e-3 * expected, "{c:?} vs {expected}");
+        assert!(
+            (c.with_memory - expected).abs() < 1e-3 * expected,
+            "{c:?} vs {expected}"
+        );
     }
     // The first chunk has no memory either way; later ones read different memory.
-    assert!((chunks[0].with_memory - chunks[0].without_memory).abs() < 1e-6 * chunks[0].with_memory);
-    assert!(chunks[1..].iter().any(|c| (c.with_memory - c.without_memory).abs() > 1e-6));
+    assert!(
+        (chunks[0].with_memory - chunks[0].without_memory).abs() < 1e-6 * chunks[0].with_memory
+    );
+    assert!(chunks[1..]
+        .iter()
+        .any(|c| (c.with_memory - c.without_memory).abs() > 1e-6));
 }

@@ -21,7 +21,11 @@ fn config(dir: &std::path::Path, data: serde_json::Value, extra: serde_json::Val
     let mut model = tiny_config(true);
     model.vocab_size = 256;
     let model_json = dir.join("model.json");
-    std::fs::write(&model_json, serde_json::to_vec(&model.to_hf_json()).unwrap()).unwrap();
+    std::fs::write(
+        &model_json,
+        serde_json::to_vec(&model.to_hf_json()).unwrap(),
+    )
+    .unwrap();
     let mut value = serde_json::json!({
         "model": {"scratch": {"config": model_json, "seed": 1}},
         "comet": {"chunk_size": 48, "memory_slots": 4, "compression_stride": 8,
@@ -57,16 +61,24 @@ fn log(config: &TrainConfig) -> Vec<StepLog> {
 #[test]
 fn a_few_steps_lower_the_loss() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path(), text_data(tmp.path()), serde_json::json!({"steps": 24}));
+    let config = config(
+        tmp.path(),
+        text_data(tmp.path()),
+        serde_json::json!({"steps": 24}),
+    );
     let mut trainer = Trainer::<TB>::new(config.clone(), false, &Default::default()).unwrap();
     trainer.run(&mut Silent).unwrap();
     let losses: Vec<f64> = log(&config).iter().map(|l| l.loss).collect();
     assert_eq!(losses.len(), 24);
-    let (first, last) = (losses[..3].iter().sum::<f64>(), losses[21..].iter().sum::<f64>());
+    let (first, last) = (
+        losses[..3].iter().sum::<f64>(),
+        losses[21..].iter().sum::<f64>(),
+    );
     assert!(last < 0.8 * first, "losses {losses:?}");
     // The exported model loads and reads.
-    let loaded = comet::comet::load_comet::<Flex>(&config.out.join("model"), None, &Default::default())
-        .unwrap();
+    let loaded =
+        comet::comet::load_comet::<Flex>(&config.out.join("model"), None, &Default::default())
+            .unwrap();
     assert!(loaded.trained_memory);
     assert_eq!(loaded.model.comet.chunk_size, 48);
 }
@@ -78,13 +90,21 @@ fn a_killed_run_resumes_exactly() {
         {"kind": "text", "path": corpus(tmp.path()), "length": 100},
         {"kind": "passkey", "min_length": 260, "max_length": 300},
     ]);
-    let whole = config(tmp.path(), data.clone(), serde_json::json!({"out": tmp.path().join("a")}));
+    let whole = config(
+        tmp.path(),
+        data.clone(),
+        serde_json::json!({"out": tmp.path().join("a")}),
+    );
     Trainer::<TB>::new(whole.clone(), false, &Default::default())
         .unwrap()
         .run(&mut Silent)
         .unwrap();
 
-    let split = config(tmp.path(), data, serde_json::json!({"out": tmp.path().join("b")}));
+    let split = config(
+        tmp.path(),
+        data,
+        serde_json::json!({"out": tmp.path().join("b")}),
+    );
     let mut killed = Trainer::<TB>::new(split.clone(), false, &Default::default()).unwrap();
     for _ in 0..5 {
         killed.train_step().unwrap();
@@ -100,7 +120,9 @@ fn a_killed_run_resumes_exactly() {
     resumed.run(&mut Silent).unwrap();
 
     let strip = |logs: Vec<StepLog>| -> Vec<(usize, f64, f64, usize)> {
-        logs.into_iter().map(|l| (l.step, l.loss, l.grad_norm, l.tokens)).collect()
+        logs.into_iter()
+            .map(|l| (l.step, l.loss, l.grad_norm, l.tokens))
+            .collect()
     };
     assert_eq!(strip(log(&whole)), strip(log(&split)));
 }
@@ -115,7 +137,10 @@ fn a_nan_loss_stops_training_and_keeps_the_last_checkpoint() {
     );
     let mut trainer = Trainer::<TB>::new(config.clone(), false, &Default::default()).unwrap();
     let message = trainer.run(&mut Silent).unwrap_err().to_string();
-    assert!(message.contains("NaN") || message.contains("inf"), "{message}");
+    assert!(
+        message.contains("NaN") || message.contains("inf"),
+        "{message}"
+    );
     assert!(message.contains("last good checkpoint (step"), "{message}");
     // The kept checkpoint resumes.
     let resumed = Trainer::<TB>::new(config, true, &Default::default()).unwrap();
@@ -125,12 +150,20 @@ fn a_nan_loss_stops_training_and_keeps_the_last_checkpoint() {
 #[test]
 fn a_config_change_refuses_to_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = config(tmp.path(), text_data(tmp.path()), serde_json::json!({"steps": 1}));
+    let first = config(
+        tmp.path(),
+        text_data(tmp.path()),
+        serde_json::json!({"steps": 1}),
+    );
     Trainer::<TB>::new(first, false, &Default::default())
         .unwrap()
         .run(&mut Silent)
         .unwrap();
-    let changed = config(tmp.path(), text_data(tmp.path()), serde_json::json!({"lr": 1e-2}));
+    let changed = config(
+        tmp.path(),
+        text_data(tmp.path()),
+        serde_json::json!({"lr": 1e-2}),
+    );
     let message = Trainer::<TB>::new(changed, true, &Default::default())
         .err()
         .unwrap()
@@ -141,7 +174,10 @@ fn a_config_change_refuses_to_resume() {
 #[test]
 fn recomputation_gives_the_gradients_of_back_propagation() {
     let device = Default::default();
-    let model = CometModel::new(random_llm::<TB>(&tiny_config(false), 9, &device), tiny_comet());
+    let model = CometModel::new(
+        random_llm::<TB>(&tiny_config(false), 9, &device),
+        tiny_comet(),
+    );
     let batch = [
         Sequence::language_model(tokens(50, 1, 0, 64)),
         Sequence::answer_only(tokens(37, 2, 0, 64), 30),
@@ -151,7 +187,10 @@ fn recomputation_gives_the_gradients_of_back_propagation() {
     let mut plain = GradientsParams::from_grads(loss.backward(), &model);
     let (recomputed_loss, recomputed) =
         recomputed_gradients(&model, &batch, &model.layout_builder(), 1.0).unwrap();
-    assert!((value - recomputed_loss).abs() < 1e-5, "{value} vs {recomputed_loss}");
+    assert!(
+        (value - recomputed_loss).abs() < 1e-5,
+        "{value} vs {recomputed_loss}"
+    );
     let diff = grads::max_relative_difference(&model, &mut plain, &recomputed);
     assert!(diff < 1e-4, "largest relative gradient difference {diff}");
     assert!(plain.len() > 20, "{} parameters got gradients", plain.len());
@@ -170,8 +209,14 @@ fn passkey_samples_are_seeded_and_put_the_needle_at_the_depth() {
             let a = gen.sample(2000, depth, 7).unwrap();
             assert_eq!(a, gen.sample(2000, depth, 7).unwrap());
             assert_eq!(a.ids.len(), 2000);
-            assert!((a.depth - depth).abs() < 0.02, "asked {depth}, got {}", a.depth);
-            let needle = tokenizer.decode(&a.ids[a.needle_position..a.needle_position + 22]).unwrap();
+            assert!(
+                (a.depth - depth).abs() < 0.02,
+                "asked {depth}, got {}",
+                a.depth
+            );
+            let needle = tokenizer
+                .decode(&a.ids[a.needle_position..a.needle_position + 22])
+                .unwrap();
             assert_eq!(needle, format!(" The pass key is {}", a.key));
             let answer = tokenizer.decode(&a.ids[a.answer_start..]).unwrap();
             assert_eq!(answer, format!(" {}", a.key));
@@ -179,11 +224,16 @@ fn passkey_samples_are_seeded_and_put_the_needle_at_the_depth() {
             let predicted = seq.targets.iter().filter(|t| t.is_some()).count();
             assert_eq!(predicted, a.ids.len() - a.answer_start);
         }
-        assert_ne!(gen.sample(2000, 0.5, 7).unwrap().key, gen.sample(2000, 0.5, 8).unwrap().key);
+        assert_ne!(
+            gen.sample(2000, 0.5, 7).unwrap().key,
+            gen.sample(2000, 0.5, 8).unwrap().key
+        );
     }
-    assert!(Passkey::new(&tokenizer, Filler::Repeated(DEFAULT_FILLER.into()))
-        .sample(100, 0.5, 1)
-        .is_err());
+    assert!(
+        Passkey::new(&tokenizer, Filler::Repeated(DEFAULT_FILLER.into()))
+            .sample(100, 0.5, 1)
+            .is_err()
+    );
 }
 
 #[test]

@@ -167,8 +167,11 @@ pub fn heatmap(
                 }
                 None => (RGBColor(220, 220, 220), "-".to_string()),
             };
-            root.draw(&Rectangle::new([(x, y), (x + cw - 2, y + ch - 2)], fill.filled()))
-                .map_err(err)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cw - 2, y + ch - 2)],
+                fill.filled(),
+            ))
+            .map_err(err)?;
             let label_style = centred(14).color(&WHITE);
             root.draw(&Text::new(label, (x + cw / 2, y + ch / 2), label_style))
                 .map_err(err)?;
@@ -181,10 +184,18 @@ pub fn heatmap(
             .map_err(err)?;
     }
     let x_mid = left + cw * columns.len() as i32 / 2;
-    root.draw(&Text::new("input length (tokens)".to_string(), (x_mid, bottom + 40), centred(14)))
-        .map_err(err)?;
-    root.draw(&Text::new("depth".to_string(), (left / 2, top - 14), centred(14)))
-        .map_err(err)?;
+    root.draw(&Text::new(
+        "input length (tokens)".to_string(),
+        (x_mid, bottom + 40),
+        centred(14),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        "depth".to_string(),
+        (left / 2, top - 14),
+        centred(14),
+    ))
+    .map_err(err)?;
     root.present()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }

@@ -141,7 +141,14 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    println!("{:>8} {}", "length", args.depths.iter().map(|d| format!("{d:>7}")).collect::<String>());
+    println!(
+        "{:>8} {}",
+        "length",
+        args.depths
+            .iter()
+            .map(|d| format!("{d:>7}"))
+            .collect::<String>()
+    );
     for &length in &args.lengths {
         let row: String = cells
             .iter()
@@ -165,7 +172,10 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         let title = format!(
             "passkey accuracy, {} trials per cell ({})",
             args.trials,
-            args.model.model.as_deref().map_or("SmolLM2".into(), |p| p.display().to_string())
+            args.model
+                .model
+                .as_deref()
+                .map_or("SmolLM2".into(), |p| p.display().to_string())
         );
         crate::plot::heatmap(&png, &title, &columns, &rows, |r, c| {
             cells
@@ -204,7 +214,10 @@ fn qa(args: QaArgs) -> Result<()> {
         tokens as f64 / seconds
     );
     if let Some(json) = &args.json {
-        write_json(json, &serde_json::json!({ "scores": scores, "predictions": predictions }))?;
+        write_json(
+            json,
+            &serde_json::json!({ "scores": scores, "predictions": predictions }),
+        )?;
     }
     Ok(())
 }
@@ -221,7 +234,10 @@ fn ppl(args: PplArgs) -> Result<()> {
     let start = Instant::now();
     let chunks = chunk_perplexity(&loaded.model, &ids, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
-    println!("{:>6} {:>7} {:>12} {:>15}", "chunk", "tokens", "with memory", "without memory");
+    println!(
+        "{:>6} {:>7} {:>12} {:>15}",
+        "chunk", "tokens", "with memory", "without memory"
+    );
     for c in &chunks {
         println!(
             "{:>6} {:>7} {:>12.3} {:>15.3}",

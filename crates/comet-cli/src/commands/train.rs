@@ -39,12 +39,17 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-fn train<B: AutodiffBackend<Device = backend::Device>>(config: TrainConfig, args: &Args) -> Result<()> {
+fn train<B: AutodiffBackend<Device = backend::Device>>(
+    config: TrainConfig,
+    args: &Args,
+) -> Result<()> {
     let device = backend::device()?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
-        eprintln!("\ninterrupted: finishing the step and writing a checkpoint (Ctrl-C again waits too)");
+        eprintln!(
+            "\ninterrupted: finishing the step and writing a checkpoint (Ctrl-C again waits too)"
+        );
         flag.store(true, Ordering::SeqCst);
     })
     .context("cannot install the Ctrl-C handler")?;

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
-use burn::train::metric::{MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry};
+use burn::train::metric::{
+    MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry,
+};
 use burn::train::renderer::{MetricState, MetricsRenderer, TrainingProgress};
 use burn::train::Interrupter;
 use comet::train::{Observer, StepLog};
@@ -55,12 +57,17 @@ impl Tracked {
 
     fn update(&mut self, value: f64, weight: usize) -> MetricState {
         let entry = self.state.update(value, weight, self.format());
-        MetricState::Numeric(MetricEntry::new(self.id.clone(), entry), self.state.current_value())
+        MetricState::Numeric(
+            MetricEntry::new(self.id.clone(), entry),
+            self.state.current_value(),
+        )
     }
 
     fn mean(&self) -> f64 {
         match self.state.running_value() {
-            NumericEntry::Aggregated { aggregated_value, .. } => aggregated_value,
+            NumericEntry::Aggregated {
+                aggregated_value, ..
+            } => aggregated_value,
             NumericEntry::Value(v) => v,
         }
     }
@@ -81,7 +88,12 @@ pub struct Progress {
 
 impl Progress {
     /// Progress from step `first`; `stop` is set by Ctrl-C, `stop_at` ends the run early.
-    pub fn new(first: usize, log_every: usize, stop: Arc<AtomicBool>, stop_at: Option<usize>) -> Self {
+    pub fn new(
+        first: usize,
+        log_every: usize,
+        stop: Arc<AtomicBool>,
+        stop_at: Option<usize>,
+    ) -> Self {
         let metrics = [
             Tracked::new("Loss", None, 4),
             Tracked::new("Learning rate", None, 6),
@@ -101,11 +113,22 @@ impl Progress {
             indicatif::ProgressBar::new(0)
         };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("step {pos}/{len} {bar:30} {msg} {elapsed} (eta {eta})")
-                .expect("static template"),
+            indicatif::ProgressStyle::with_template(
+                "step {pos}/{len} {bar:30} {msg} {elapsed} (eta {eta})",
+            )
+            .expect("static template"),
         );
         bar.set_position(first as u64);
-        Self { bar, metrics, renderer, interrupter, log_every, stop, stop_at, step: first }
+        Self {
+            bar,
+            metrics,
+            renderer,
+            interrupter,
+            log_every,
+            stop,
+            stop_at,
+            step: first,
+        }
     }
 
     /// Closes the dashboard, if one is open.
@@ -121,8 +144,10 @@ impl Progress {
 fn dashboard(interrupter: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal().then(|| {
-        Box::new(burn::train::renderer::tui::TuiMetricsRendererWrapper::new(interrupter.clone(), None))
-            as Box<dyn MetricsRenderer>
+        Box::new(burn::train::renderer::tui::TuiMetricsRendererWrapper::new(
+            interrupter.clone(),
+            None,
+        )) as Box<dyn MetricsRenderer>
     })
 }
 
@@ -134,7 +159,12 @@ fn dashboard(_: &Interrupter) -> Option<Box<dyn MetricsRenderer>> {
 impl Observer for Progress {
     fn on_step(&mut self, log: &StepLog, total_steps: usize) {
         self.step = log.step;
-        let values = [log.loss, log.lr, log.grad_norm, log.tokens as f64 / log.seconds.max(1e-9)];
+        let values = [
+            log.loss,
+            log.lr,
+            log.grad_norm,
+            log.tokens as f64 / log.seconds.max(1e-9),
+        ];
         let states: Vec<MetricState> = self
             .metrics
             .iter_mut()
@@ -160,12 +190,18 @@ impl Observer for Progress {
         self.bar.set_length(total_steps as u64);
         self.bar.set_position(log.step as u64);
         self.bar.set_message(format!("loss {:.4}", log.loss));
-        if log.step % self.log_every == 0 || log.step == total_steps {
+        if log.step.is_multiple_of(self.log_every) || log.step == total_steps {
             let [loss, lr, grad, speed] = self.metrics.each_ref().map(Tracked::mean);
-            self.bar.println(format!(
+            let line = format!(
                 "step {:>6}  loss {loss:.4}  lr {lr:.2e}  grad {grad:.3}  chunk {}  {speed:.0} tokens/s",
                 log.step, log.chunk_size,
-            ));
+            );
+            // A hidden bar (stderr is not a terminal: CI, logs) swallows println.
+            if self.bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                self.bar.println(line);
+            }
             for m in &mut self.metrics {
                 m.state.reset();
             }

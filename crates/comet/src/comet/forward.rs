@@ -174,7 +174,9 @@ impl<B: Backend> CometModel<B> {
 /// Refuses an empty batch or an empty sample.
 pub fn check_batch(batch: &[Sequence]) -> Result<()> {
     if batch.is_empty() || batch.iter().any(|s| s.tokens.is_empty()) {
-        return Err(Error::Input("a training batch or sample has no tokens".into()));
+        return Err(Error::Input(
+            "a training batch or sample has no tokens".into(),
+        ));
     }
     Ok(())
 }

@@ -93,10 +93,10 @@ impl JsonlData {
         BufReader::new(file)
             .read_line(&mut text)
             .map_err(|e| Error::io(&self.path, e))?;
-        let bad = |reason: String| Error::corrupt(&self.path, format!("record {}: {reason}", index + 1));
-        let line: Line = serde_json::from_str(&text).map_err(|_| {
-            bad("expected {\"input\", \"output\"} or {\"messages\": [...]}".into())
-        })?;
+        let bad =
+            |reason: String| Error::corrupt(&self.path, format!("record {}: {reason}", index + 1));
+        let line: Line = serde_json::from_str(&text)
+            .map_err(|_| bad("expected {\"input\", \"output\"} or {\"messages\": [...]}".into()))?;
         match line {
             Line::Qa { input, output } => {
                 let refs = match output {
@@ -127,7 +127,9 @@ impl JsonlData {
                         refs,
                     ))
                 }
-                _ => Err(bad("a chat record must end with an assistant message".into())),
+                _ => Err(bad(
+                    "a chat record must end with an assistant message".into()
+                )),
             },
         }
     }

@@ -40,6 +40,10 @@ pub enum SourceConfig {
         /// Digits of the key.
         #[serde(default = "five")]
         digits: u32,
+        /// Loss on every token, not only the answer: a model trained from scratch learns
+        /// to copy (the needle repeats its key) much sooner.
+        #[serde(default)]
+        loss_on_all_tokens: bool,
         /// Share of the samples drawn from this source (relative).
         #[serde(default = "one")]
         weight: f64,
@@ -79,6 +83,7 @@ enum Source {
         min: usize,
         max: usize,
         digits: u32,
+        all_tokens: bool,
     },
     Text(TextCorpus, usize),
     Jsonl(JsonlData, usize),
@@ -94,9 +99,9 @@ pub struct TrainData {
 impl SourceConfig {
     fn weight(&self) -> f64 {
         match self {
-            Self::Passkey { weight, .. } | Self::Text { weight, .. } | Self::Jsonl { weight, .. } => {
-                *weight
-            }
+            Self::Passkey { weight, .. }
+            | Self::Text { weight, .. }
+            | Self::Jsonl { weight, .. } => *weight,
         }
     }
 }
@@ -111,7 +116,9 @@ impl TrainData {
         for config in configs {
             let weight = config.weight();
             if !(weight > 0.0 && weight.is_finite()) {
-                return Err(Error::Input(format!("data weight {weight} must be positive")));
+                return Err(Error::Input(format!(
+                    "data weight {weight} must be positive"
+                )));
             }
             let source = match config {
                 SourceConfig::Passkey {
@@ -119,6 +126,7 @@ impl TrainData {
                     max_length,
                     haystack,
                     digits,
+                    loss_on_all_tokens,
                     ..
                 } => {
                     if min_length > max_length || *digits == 0 || *digits > 18 {
@@ -135,6 +143,7 @@ impl TrainData {
                         min: *min_length,
                         max: *max_length,
                         digits: *digits,
+                        all_tokens: *loss_on_all_tokens,
                     }
                 }
                 SourceConfig::Text { path, length, .. } => {
@@ -178,12 +187,18 @@ impl TrainData {
                 min,
                 max,
                 digits,
+                all_tokens,
             } => {
                 let mut gen = Passkey::new(&self.tokenizer, filler.clone());
                 gen.digits = *digits;
                 let length = rng.random_range(*min..=*max);
                 let depth = rng.random::<f64>();
-                Ok(gen.sample(length, depth, rng.random())?.sequence())
+                let sample = gen.sample(length, depth, rng.random())?;
+                Ok(if *all_tokens {
+                    Sequence::language_model(sample.ids)
+                } else {
+                    sample.sequence()
+                })
             }
             Source::Text(corpus, length) => corpus.sample(&self.tokenizer, *length, rng.random()),
             Source::Jsonl(data, max_length) => {

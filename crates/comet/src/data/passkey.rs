@@ -94,7 +94,11 @@ impl<'a> Passkey<'a> {
         let at = starts
             .take_while(|&start| start < haystack)
             .chain([haystack])
-            .min_by(|a, b| (*a as f64 - target).abs().total_cmp(&(*b as f64 - target).abs()))
+            .min_by(|a, b| {
+                (*a as f64 - target)
+                    .abs()
+                    .total_cmp(&(*b as f64 - target).abs())
+            })
             .expect("the haystack end is a candidate");
         let mut filler: Vec<u32> = sentences.concat();
         filler.truncate(haystack);

@@ -33,7 +33,11 @@ impl TextCorpus {
     pub fn sample(&self, tokenizer: &Tokenizer, length: usize, seed: u64) -> Result<Sequence> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let _ = rng.random::<u64>();
-        let mut ids = self.filler.sentences(tokenizer, length, &mut rng)?.0.concat();
+        let mut ids = self
+            .filler
+            .sentences(tokenizer, length, &mut rng)?
+            .0
+            .concat();
         ids.truncate(length);
         Ok(Sequence::language_model(ids))
     }

@@ -28,7 +28,9 @@ fn tokens(text: &str) -> Vec<String> {
 
 /// 1.0 when the normalised prediction equals the normalised reference.
 pub fn exact_match(prediction: &str, reference: &str) -> f64 {
-    f64::from(u8::from(normalize_answer(prediction) == normalize_answer(reference)))
+    f64::from(u8::from(
+        normalize_answer(prediction) == normalize_answer(reference),
+    ))
 }
 
 /// F1 of two bags (multisets) of items.
@@ -81,7 +83,11 @@ pub fn rouge_l(prediction: &str, reference: &str) -> f64 {
         let mut diagonal = 0;
         for (j, b) in r.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = if a == b { diagonal + 1 } else { above.max(row[j]) };
+            row[j + 1] = if a == b {
+                diagonal + 1
+            } else {
+                above.max(row[j])
+            };
             diagonal = above;
         }
     }

@@ -85,7 +85,10 @@ pub fn evaluate_passkey<B: Backend>(
                         Ok(passkey.sample(length, depth, seed)?.sequence())
                     })
                     .collect::<Result<Vec<_>>>()?;
-                correct += greedy_matches(model, &batch)?.iter().filter(|&&m| m).count();
+                correct += greedy_matches(model, &batch)?
+                    .iter()
+                    .filter(|&&m| m)
+                    .count();
                 on_batch(chunk.len(), chunk.len() * length);
             }
             cells.push(PasskeyCell {

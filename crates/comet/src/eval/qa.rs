@@ -57,7 +57,11 @@ pub fn evaluate_qa<B: Backend>(
         let (ids, _) = generate(&mut decoder, &prompt, &config, |_| Ok(()))?;
         let mut prediction = tokenizer.decode(&ids)?;
         if options.first_line {
-            prediction = prediction.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+            prediction = prediction
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_string();
         }
         let prediction = prediction.trim().to_string();
         scores.add(&prediction, &references);

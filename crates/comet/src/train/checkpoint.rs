@@ -82,7 +82,10 @@ pub fn read_state(dir: &Path) -> Result<Option<TrainerState>> {
     if state.format != FORMAT {
         return Err(Error::corrupt(
             &path,
-            format!("checkpoint format {} (this build reads {FORMAT})", state.format),
+            format!(
+                "checkpoint format {} (this build reads {FORMAT})",
+                state.format
+            ),
         ));
     }
     Ok(Some(state))

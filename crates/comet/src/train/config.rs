@@ -270,7 +270,9 @@ mod tests {
     fn variables_expand_and_unknown_ones_are_named() {
         std::env::set_var("COMET_TEST_DIR", "/data");
         assert_eq!(expand_vars("${COMET_TEST_DIR}/x").unwrap(), "/data/x");
-        let err = expand_vars("${COMET_SURELY_UNSET}/x").unwrap_err().to_string();
+        let err = expand_vars("${COMET_SURELY_UNSET}/x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("COMET_SURELY_UNSET"), "{err}");
     }
 }

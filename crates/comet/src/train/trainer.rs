@@ -145,7 +145,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     fn builder(&self, step: usize) -> LayoutBuilder {
         let mut comet = self.model.comet.clone();
         if let Some(v) = &self.config.variable_chunks {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(&[self.config.seed, 7, step as u64]));
+            let mut rng =
+                rand::rngs::StdRng::seed_from_u64(mix_seed(&[self.config.seed, 7, step as u64]));
             if rng.random::<f64>() < v.probability && v.min_size < comet.chunk_size {
                 comet.chunk_size = rng.random_range(v.min_size..=comet.chunk_size);
             }
@@ -240,7 +241,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             last_loss = log.loss;
             observer.on_step(&log, self.config.steps);
             let stop = observer.should_stop();
-            if self.step % self.config.checkpoint_every == 0 || self.step == self.config.steps || stop {
+            if self.step.is_multiple_of(self.config.checkpoint_every)
+                || self.step == self.config.steps
+                || stop
+            {
                 self.save_checkpoint()?;
             }
             if stop {
@@ -289,7 +293,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                 .create(true)
                 .append(true)
                 .open(&path)?;
-            writeln!(file, "{}", serde_json::to_string(log).expect("serializable"))
+            writeln!(
+                file,
+                "{}",
+                serde_json::to_string(log).expect("serializable")
+            )
         };
         write().map_err(|e| Error::Write {
             path: path.clone(),
@@ -310,9 +318,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let kept: String = text
             .lines()
-            .filter(|line| {
-                serde_json::from_str::<StepLog>(line).is_ok_and(|l| l.step <= self.step)
-            })
+            .filter(|line| serde_json::from_str::<StepLog>(line).is_ok_and(|l| l.step <= self.step))
             .map(|l| format!("{l}\n"))
             .collect();
         crate::fsutil::write_atomic(&path, kept.as_bytes())
@@ -370,7 +376,10 @@ fn check_resumable(saved: &TrainConfig, current: &TrainConfig) -> Result<()> {
         a[key] = serde_json::Value::Null;
         b[key] = serde_json::Value::Null;
     }
-    let (a, b) = (a.as_object().expect("object"), b.as_object().expect("object"));
+    let (a, b) = (
+        a.as_object().expect("object"),
+        b.as_object().expect("object"),
+    );
     let differ: Vec<&str> = a
         .keys()
         .filter(|k| a.get(*k) != b.get(*k))
