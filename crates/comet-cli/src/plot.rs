@@ -140,7 +140,9 @@ pub fn heatmap(
     register_font();
     let (cw, ch) = (96i32, 40i32);
     let (left, top) = (96i32, 56i32);
-    let width = (left + cw * columns.len() as i32 + 24) as u32;
+    // Wide enough for the title too (about 9 px per character at 18 px).
+    let width =
+        (left + cw * columns.len() as i32 + 24).max(9 * title.len() as i32 + 2 * left) as u32;
     let height = (top + ch * rows.len() as i32 + 64) as u32;
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", path.display());

@@ -5,6 +5,7 @@
 //! - [`text`]: plain language modelling over a corpus file.
 //! - [`jsonl`]: `input`/`output` and chat JSONL, loss on the answer only.
 
+pub mod copy;
 pub mod filler;
 pub mod jsonl;
 pub mod passkey;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+pub use copy::copy_sample;
 pub use filler::{Filler, DEFAULT_FILLER};
 pub use jsonl::{JsonlData, Record};
 pub use passkey::{mix_seed, Passkey, PasskeySample};
@@ -45,6 +47,17 @@ pub enum SourceConfig {
         #[serde(default)]
         loss_on_all_tokens: bool,
         /// Share of the samples drawn from this source (relative).
+        #[serde(default = "one")]
+        weight: f64,
+    },
+    /// Copying drills: random digits then the same digits again (loss on the copy), with
+    /// lengths uniform in `min_length..=max_length` characters.
+    Copy {
+        /// Shortest string, characters.
+        min_length: usize,
+        /// Longest string, characters.
+        max_length: usize,
+        /// Share of the samples (relative).
         #[serde(default = "one")]
         weight: f64,
     },
@@ -85,6 +98,7 @@ enum Source {
         digits: u32,
         all_tokens: bool,
     },
+    Copy(usize, usize),
     Text(TextCorpus, usize),
     Jsonl(JsonlData, usize),
 }
@@ -100,6 +114,7 @@ impl SourceConfig {
     fn weight(&self) -> f64 {
         match self {
             Self::Passkey { weight, .. }
+            | Self::Copy { weight, .. }
             | Self::Text { weight, .. }
             | Self::Jsonl { weight, .. } => *weight,
         }
@@ -145,6 +160,18 @@ impl TrainData {
                         digits: *digits,
                         all_tokens: *loss_on_all_tokens,
                     }
+                }
+                SourceConfig::Copy {
+                    min_length,
+                    max_length,
+                    ..
+                } => {
+                    if *min_length == 0 || min_length > max_length {
+                        return Err(Error::Input(format!(
+                            "copy data: need 0 < min_length <= max_length, got {min_length}, {max_length}"
+                        )));
+                    }
+                    Source::Copy(*min_length, *max_length)
                 }
                 SourceConfig::Text { path, length, .. } => {
                     Source::Text(TextCorpus::open(path)?, *length)
@@ -199,6 +226,10 @@ impl TrainData {
                 } else {
                     sample.sequence()
                 })
+            }
+            Source::Copy(min, max) => {
+                let characters = rng.random_range(*min..=*max);
+                copy_sample(&self.tokenizer, characters, rng.random())
             }
             Source::Text(corpus, length) => corpus.sample(&self.tokenizer, *length, rng.random()),
             Source::Jsonl(data, max_length) => {

@@ -170,6 +170,7 @@ impl TrainConfig {
                     }
                 }
                 SourceConfig::Text { path, .. } | SourceConfig::Jsonl { path, .. } => fix(path)?,
+                SourceConfig::Copy { .. } => {}
             }
         }
         fix(&mut self.out)
