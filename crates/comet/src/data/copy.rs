@@ -1,6 +1,8 @@
-//! Copying drills: a random digit string, a separator, the same string again, with loss on
-//! the copy. Every copied token is a retrieval target, so a model trained from scratch
-//! learns to look things up (induction) far sooner than from passkey answers alone.
+//! Copying drills: random strings of letters and digits, each followed by a separator and
+//! the same string again, with loss on the copies, packed into one sample of a given length.
+//! Every copied token is a retrieval target, so a model trained from scratch learns to look
+//! things up (induction) far sooner than from passkey answers alone; 62 symbols make most
+//! tokens unique within a string, the easy case for matching what came before.
 
 use rand::{Rng, SeedableRng};
 
@@ -8,27 +10,41 @@ use crate::layout::Sequence;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
-/// A copying sample of `characters` random digits (in groups of 5), seeded.
-pub fn copy_sample(tokenizer: &Tokenizer, characters: usize, seed: u64) -> Result<Sequence> {
-    if characters == 0 {
+const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Characters of one drill's string.
+const DRILL: std::ops::RangeInclusive<usize> = 8..=64;
+
+/// Drills packed into exactly `length` tokens, seeded; loss on the copied strings.
+pub fn copy_sample(tokenizer: &Tokenizer, length: usize, seed: u64) -> Result<Sequence> {
+    if length == 0 {
         return Err(Error::Input(
-            "a copy sample needs at least one character".into(),
+            "a copy sample needs at least one token".into(),
         ));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let text: String = (0..characters)
-        .map(|i| {
-            if i % 6 == 5 {
-                ' '
-            } else {
-                char::from(b'0' + rng.random_range(0..10u8))
-            }
-        })
-        .collect();
-    let first = tokenizer.encode(&format!("{text}\nAgain: "), false)?;
-    let copy = tokenizer.encode(&text, false)?;
-    let start = first.len();
-    Ok(Sequence::answer_only([first, copy].concat(), start))
+    let mut tokens = Vec::with_capacity(length + 2 * DRILL.end());
+    let mut targets = Vec::with_capacity(tokens.capacity());
+    while tokens.len() < length {
+        let characters = rng.random_range(DRILL);
+        let text: String = (0..characters)
+            .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+            .collect();
+        let question = tokenizer.encode(&format!("{text} = "), false)?;
+        let copy = tokenizer.encode(&format!("{text}\n"), false)?;
+        // Targets are the next token: the separator's last token predicts the copy's first.
+        targets.extend(std::iter::repeat_n(None, question.len() - 1));
+        targets.extend(copy.iter().map(|&t| Some(t)));
+        targets.push(None);
+        tokens.extend(question);
+        tokens.extend(copy);
+    }
+    tokens.truncate(length);
+    targets.truncate(length);
+    // The last kept token's target lies beyond the sample.
+    if let Some(last) = targets.last_mut() {
+        *last = None;
+    }
+    Ok(Sequence { tokens, targets })
 }
 
 #[cfg(test)]
@@ -36,16 +52,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_copy_repeats_the_string_and_only_it_is_scored() {
+    fn drills_repeat_their_string_and_only_copies_are_scored() {
         let tok = crate::tokenizer::byte_level().unwrap();
-        let seq = copy_sample(&tok, 11, 3).unwrap();
+        let seq = copy_sample(&tok, 300, 3).unwrap();
+        assert_eq!((seq.tokens.len(), seq.targets.len()), (300, 300));
         let text = tok.decode(&seq.tokens).unwrap();
-        let (a, b) = text.split_once("\nAgain: ").unwrap();
-        assert_eq!((a, a.len()), (b, 11));
-        assert_eq!(a.as_bytes()[5], b' ');
+        let complete: Vec<&str> = text.lines().collect();
+        for line in &complete[..complete.len() - 1] {
+            let (a, b) = line.split_once(" = ").unwrap();
+            assert_eq!(a, b);
+        }
+        // Scored: every copied character and each copy's newline, each predicted from the
+        // token before it.
+        for (i, t) in seq.targets.iter().enumerate() {
+            if let Some(t) = t {
+                assert_eq!(*t, seq.tokens[i + 1]);
+                assert!(text[..=i].contains(" = "));
+            }
+        }
         let scored = seq.targets.iter().filter(|t| t.is_some()).count();
-        assert_eq!(scored, 11);
-        assert_eq!(seq, copy_sample(&tok, 11, 3).unwrap());
-        assert_ne!(seq, copy_sample(&tok, 11, 4).unwrap());
+        assert!(scored > 100, "{scored}");
+        assert_eq!(seq, copy_sample(&tok, 300, 3).unwrap());
+        assert_ne!(seq, copy_sample(&tok, 300, 4).unwrap());
     }
 }

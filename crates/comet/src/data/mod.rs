@@ -50,12 +50,12 @@ pub enum SourceConfig {
         #[serde(default = "one")]
         weight: f64,
     },
-    /// Copying drills: random digits then the same digits again (loss on the copy), with
-    /// lengths uniform in `min_length..=max_length` characters.
+    /// Copying drills (random letters and digits, then the same again; loss on the copies)
+    /// packed into samples of `min_length..=max_length` tokens.
     Copy {
-        /// Shortest string, characters.
+        /// Shortest sample, tokens.
         min_length: usize,
-        /// Longest string, characters.
+        /// Longest sample, tokens.
         max_length: usize,
         /// Share of the samples (relative).
         #[serde(default = "one")]
@@ -228,8 +228,8 @@ impl TrainData {
                 })
             }
             Source::Copy(min, max) => {
-                let characters = rng.random_range(*min..=*max);
-                copy_sample(&self.tokenizer, characters, rng.random())
+                let length = rng.random_range(*min..=*max);
+                copy_sample(&self.tokenizer, length, rng.random())
             }
             Source::Text(corpus, length) => corpus.sample(&self.tokenizer, *length, rng.random()),
             Source::Jsonl(data, max_length) => {
