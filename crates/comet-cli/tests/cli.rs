@@ -303,3 +303,101 @@ fn ingest_then_answer_from_the_snapshot() {
     ]);
     assert_fails(&out, 1, "another model");
 }
+
+/// A tiny from-scratch training config in `dir` (byte-level vocabulary).
+fn tiny_train_config(dir: &std::path::Path, extra: serde_json::Value) -> PathBuf {
+    let model = serde_json::json!({
+        "model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 8, "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": true, "max_position_embeddings": 512
+    });
+    std::fs::write(dir.join("model.json"), model.to_string()).unwrap();
+    let mut config = serde_json::json!({
+        "model": {"scratch": {"config": "model.json"}},
+        "comet": {"chunk_size": 64, "memory_slots": 4, "compression_stride": 8,
+                  "temp_budget": 16, "adapter_rank": 2},
+        "data": [{"kind": "passkey", "min_length": 260, "max_length": 300},
+                 {"kind": "copy", "min_length": 100, "max_length": 200}],
+        "steps": 3, "batch_size": 2, "lr": 1e-3, "out": "run"
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let path = dir.join("train.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn train_then_eval_passkey_writes_the_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(
+        tmp.path(),
+        serde_json::json!({"activation_checkpointing": true}),
+    );
+    let out = comet(&["train", "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("tokens/s"), "{stderr}");
+    // A second run without --resume refuses to overwrite the checkpoint.
+    let again = comet(&["train", "--config", config.to_str().unwrap()]);
+    assert_fails(&again, 1, "--resume");
+    let model = tmp.path().join("run/model");
+    let json = tmp.path().join("grid.json");
+    let out = comet(&[
+        "eval",
+        "passkey",
+        "--model",
+        model.to_str().unwrap(),
+        "--lengths",
+        "270,300",
+        "--depths",
+        "0,1",
+        "--trials",
+        "3",
+        "--seed",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cells: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(cells.len(), 4);
+    for cell in &cells {
+        assert_eq!(cell["trials"], 3);
+        let accuracy = cell["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy));
+    }
+    assert_eq!(
+        (cells[1]["length"].as_u64(), cells[1]["depth"].as_f64()),
+        (Some(270), Some(1.0))
+    );
+    assert!(std::fs::metadata(json.with_extension("png")).unwrap().len() > 1000);
+}
+
+#[test]
+fn bf16_training_runs_on_the_cpu_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(
+        tmp.path(),
+        serde_json::json!({"precision": "bf16", "steps": 2}),
+    );
+    let out = comet(&["train", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(tmp.path().join("run/train_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    for line in log.lines() {
+        let step: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(step["loss"].as_f64().unwrap().is_finite(), "{line}");
+    }
+}

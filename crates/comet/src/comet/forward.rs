@@ -132,6 +132,7 @@ impl<B: Backend> CometModel<B> {
             .llm
             .logits(hidden)
             .into_data()
+            .convert::<f32>()
             .to_vec::<f32>()
             .expect("f32 logits");
         // The final chunk's memory update is not used: decoding reads the memory it started from.

@@ -50,6 +50,7 @@ impl<B: Backend> CometModel<B> {
             .weight
             .val()
             .into_data()
+            .convert::<f32>()
             .to_vec()
             .expect("f32 embeddings");
         let mut mean = vec![0f64; d];

@@ -44,7 +44,7 @@ impl<B: Backend> CometModel<B> {
 
 fn tensor_bytes<B: Backend>(t: Tensor<B, 3>) -> (Vec<usize>, Vec<u8>) {
     let [_, n, d] = t.dims();
-    let values: Vec<f32> = t.into_data().to_vec().expect("f32 memory");
+    let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().expect("f32 memory");
     (
         vec![n, d],
         values.iter().flat_map(|v| v.to_le_bytes()).collect(),

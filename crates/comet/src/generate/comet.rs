@@ -71,6 +71,10 @@ impl<B: Backend> Decoder for CometDecoder<'_, B> {
         // The prediction comes from the text token; the compression token is hidden.
         let [_, _, d] = hidden.dims();
         let logits = self.model.llm.logits(hidden.slice([0..1, 0..1, 0..d]));
-        Ok(logits.into_data().to_vec::<f32>().expect("f32 logits"))
+        Ok(logits
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 logits"))
     }
 }

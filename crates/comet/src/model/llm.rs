@@ -132,6 +132,7 @@ impl<B: Backend> Llm<B> {
         let last = hidden.slice([0..batch, seq - 1..seq, 0..d]);
         self.logits(last)
             .into_data()
+            .convert::<f32>()
             .to_vec::<f32>()
             .expect("f32 logits")
     }

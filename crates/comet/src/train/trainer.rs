@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, checkpoint_dir, Adam, TrainerState};
-use super::{grads, recomputed_gradients, ModelSource, TrainConfig, TrainMode};
+use super::{grads, recomputed_gradients, ModelSource, Precision, TrainConfig, TrainMode};
 use crate::comet::{load_comet, CometModel};
 use crate::config::ModelConfig;
 use crate::data::{mix_seed, TrainData};
@@ -91,6 +91,17 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// overwrite one.
     pub fn new(config: TrainConfig, resume: bool, device: &B::Device) -> Result<Self> {
         config.validate()?;
+        if config.precision == Precision::Bf16 {
+            // A device's default dtype is fixed by its first tensor: set it before any.
+            let int = <B::IntElem as burn::tensor::Element>::dtype();
+            burn::tensor::set_default_dtypes::<B>(device, burn::tensor::DType::BF16, int).map_err(
+                |e| {
+                    Error::Training(format!(
+                        "bf16 training is not available on this backend or device: {e:?}"
+                    ))
+                },
+            )?;
+        }
         let (model, tokenizer) = build_model::<B>(&config, device)?;
         let model = freeze(model, config.mode);
         let data = TrainData::open(&config.data, tokenizer.clone(), config.seed)?;
