@@ -21,7 +21,7 @@ use crate::data::{mix_seed, TrainData};
 use crate::fsutil::replace_dir;
 use crate::layout::{LayoutBuilder, Sequence};
 use crate::tokenizer::{byte_level, Tokenizer};
-use crate::weights::random_llm;
+use crate::weights::{random_llm_from, RandomWeights};
 use crate::{Error, Result};
 
 /// What one optimizer step did.
@@ -359,7 +359,10 @@ fn build_model<B: AutodiffBackend>(
             }
             let comet = config.comet.clone().unwrap_or_default();
             comet.validate()?;
-            let model = CometModel::new(random_llm::<B>(&model_config, *seed, device), comet);
+            let model = CometModel::new(
+                random_llm_from::<B>(&model_config, RandomWeights::for_training(*seed), device),
+                comet,
+            );
             let added = model.special_tokens().added(model.comet.special_tokens());
             let tokenizer = byte_level()?.with_special_tokens(&added)?;
             Ok((model, tokenizer))

@@ -206,7 +206,15 @@ pub fn build_llm<B: Backend>(
 
 /// A model for `config` with fresh random weights (training from scratch, tests).
 pub fn random_llm<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) -> Llm<B> {
-    let mut source = super::source::RandomWeights::new(seed);
+    random_llm_from(config, super::source::RandomWeights::new(seed), device)
+}
+
+/// A model with random weights from `source` (e.g. [`RandomWeights::for_training`]).
+pub fn random_llm_from<B: Backend>(
+    config: &ModelConfig,
+    mut source: super::source::RandomWeights,
+    device: &B::Device,
+) -> Llm<B> {
     build_llm(config, &mut source, device, &ProgressBar::hidden())
         .expect("random weights match any config")
 }

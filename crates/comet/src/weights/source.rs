@@ -28,6 +28,7 @@ pub fn check_shape(name: &str, found: &[usize], expected: &[usize], file: &str) 
 /// unit norms, zero biases (the usual Llama initialisation).
 pub struct RandomWeights {
     rng: rand::rngs::StdRng,
+    fan_in_scaled: bool,
 }
 
 impl RandomWeights {
@@ -36,6 +37,17 @@ impl RandomWeights {
         use rand::SeedableRng;
         Self {
             rng: rand::rngs::StdRng::seed_from_u64(seed),
+            fan_in_scaled: false,
+        }
+    }
+
+    /// Like [`Self::new`] but projections drawn with std `1/sqrt(fan_in)`: in a small model
+    /// (hidden 128) std 0.02 leaves attention scores near zero and their gradients tiny,
+    /// and training from scratch sits on a long plateau before attention learns to look up.
+    pub fn for_training(seed: u64) -> Self {
+        Self {
+            fan_in_scaled: true,
+            ..Self::new(seed)
         }
     }
 }
@@ -47,7 +59,13 @@ impl WeightSource for RandomWeights {
 
     fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         use rand::Rng;
-        let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("valid std");
+        let projection = shape.len() == 2 && !name.contains("embed_tokens");
+        let std = if self.fan_in_scaled && projection {
+            (shape[1] as f32).powf(-0.5)
+        } else {
+            0.02
+        };
+        let normal = rand_distr::Normal::new(0.0f32, std).expect("valid std");
         let n: usize = shape.iter().product();
         Ok(if name.ends_with("norm.weight") {
             vec![1.0; n]
