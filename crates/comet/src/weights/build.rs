@@ -204,12 +204,12 @@ pub fn build_llm<B: Backend>(
     })
 }
 
-/// A model for `config` with fresh random weights (training from scratch, tests).
+/// A model for `config` with fresh random weights, std 0.02 (tests, benchmarks).
 pub fn random_llm<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) -> Llm<B> {
     random_llm_from(config, super::source::RandomWeights::new(seed), device)
 }
 
-/// A model with random weights from `source` (e.g. [`RandomWeights::for_training`]).
+/// A model with random weights from `source` (e.g. `RandomWeights::for_training`).
 pub fn random_llm_from<B: Backend>(
     config: &ModelConfig,
     mut source: super::source::RandomWeights,
