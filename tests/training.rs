@@ -277,3 +277,51 @@ fn training_data_is_a_pure_function_of_seed_and_index() {
     assert!(samples.iter().any(|s| s.tokens.len() >= 260));
     assert!(samples.iter().any(|s| s.tokens.len() == 64));
 }
+
+/// The analytic gradient of the query/key projections (the attention pattern) matches the
+/// loss change of a small step along it: the chunked forward's attention is trainable.
+#[test]
+fn attention_gradients_match_finite_differences() {
+    use burn::module::{list_param_ids, ParamId};
+    use burn::optim::{Optimizer, SgdConfig};
+    use std::collections::HashSet;
+
+    let device = Default::default();
+    let model = CometModel::new(
+        random_llm::<TB>(&tiny_config(false), 4, &device),
+        tiny_comet(),
+    );
+    let batch = [Sequence::language_model(tokens(30, 8, 0, 64))];
+    let loss = model.loss(&batch).unwrap();
+    let before = loss.clone().into_scalar().elem::<f64>();
+    let mut all = GradientsParams::from_grads(loss.backward(), &model);
+    let ids: HashSet<ParamId> = model
+        .llm
+        .layers
+        .iter()
+        .flat_map(|l| {
+            list_param_ids(&l.self_attn.q_proj)
+                .into_iter()
+                .chain(list_param_ids(&l.self_attn.k_proj))
+        })
+        .collect();
+    let mut qk = grads::take(&model, &mut all, &ids);
+    let norm = grads::global_norm(&model, &mut qk);
+    assert!(
+        norm > 1e-6,
+        "query/key projections get no gradient ({norm})"
+    );
+    // A step of size eps along -g lowers the loss by about eps * |g|^2.
+    let eps = 1e-3 * before / (norm * norm);
+    let stepped = SgdConfig::new()
+        .init::<TB, CometModel<TB>>()
+        .step(eps, model, qk);
+    let after = stepped.loss(&batch).unwrap().into_scalar().elem::<f64>();
+    let predicted = eps * norm * norm;
+    let ratio = (before - after) / predicted;
+    assert!(
+        (ratio - 1.0).abs() < 0.1,
+        "loss fell {} for a predicted {predicted}",
+        before - after
+    );
+}
