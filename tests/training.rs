@@ -16,6 +16,15 @@ use common::{tiny_comet, tiny_config, tokens};
 
 type TB = Autodiff<Flex>;
 
+/// Burn 0.21's autodiff graph is shared by the threads of a process, and a `backward()` on
+/// one thread can free the steps another thread is still building, silently dropping a
+/// gradient (tracel-ai/burn#5573). Tests run on parallel threads, so the ones that train
+/// or back-propagate take this lock first.
+fn autodiff_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A scratch config (tiny model, byte-level vocabulary) training on `data` in `dir`.
 fn config(dir: &std::path::Path, data: serde_json::Value, extra: serde_json::Value) -> TrainConfig {
     let mut model = tiny_config(true);
@@ -60,6 +69,7 @@ fn log(config: &TrainConfig) -> Vec<StepLog> {
 
 #[test]
 fn a_few_steps_lower_the_loss() {
+    let _serial = autodiff_lock();
     let tmp = tempfile::tempdir().unwrap();
     let config = config(
         tmp.path(),
@@ -85,6 +95,7 @@ fn a_few_steps_lower_the_loss() {
 
 #[test]
 fn a_killed_run_resumes_exactly() {
+    let _serial = autodiff_lock();
     let tmp = tempfile::tempdir().unwrap();
     let data = serde_json::json!([
         {"kind": "text", "path": corpus(tmp.path()), "length": 100},
@@ -129,6 +140,7 @@ fn a_killed_run_resumes_exactly() {
 
 #[test]
 fn a_nan_loss_stops_training_and_keeps_the_last_checkpoint() {
+    let _serial = autodiff_lock();
     let tmp = tempfile::tempdir().unwrap();
     let config = config(
         tmp.path(),
@@ -149,6 +161,7 @@ fn a_nan_loss_stops_training_and_keeps_the_last_checkpoint() {
 
 #[test]
 fn a_config_change_refuses_to_resume() {
+    let _serial = autodiff_lock();
     let tmp = tempfile::tempdir().unwrap();
     let first = config(
         tmp.path(),
@@ -173,6 +186,7 @@ fn a_config_change_refuses_to_resume() {
 
 #[test]
 fn recomputation_gives_the_gradients_of_back_propagation() {
+    let _serial = autodiff_lock();
     let device = Default::default();
     let model = CometModel::new(
         random_llm::<TB>(&tiny_config(false), 9, &device),
@@ -282,6 +296,7 @@ fn training_data_is_a_pure_function_of_seed_and_index() {
 /// loss change of a small step along it: the chunked forward's attention is trainable.
 #[test]
 fn attention_gradients_match_finite_differences() {
+    let _serial = autodiff_lock();
     use burn::module::{list_param_ids, ParamId};
     use burn::optim::{Optimizer, SgdConfig};
     use std::collections::HashSet;

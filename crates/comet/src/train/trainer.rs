@@ -60,6 +60,10 @@ impl Observer for Silent {
 }
 
 /// A training run in progress.
+///
+/// Run one trainer (or any back-propagation) per process at a time: Burn 0.21's autodiff
+/// graph is shared by a process's threads, and a concurrent `backward()` can drop another
+/// thread's gradients (tracel-ai/burn#5573).
 pub struct Trainer<B: AutodiffBackend> {
     config: TrainConfig,
     model: CometModel<B>,
