@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 # The dev profile optimises every dependency (Burn) at opt-level 3, like the tests.
 cargo build -p comet-cli
-COMET=target/debug/comet
+COMET="${CARGO_TARGET_DIR:-target}/debug/comet"
 
 # A small random model (4 layers, hidden 128): long inputs in minutes.
 $COMET bench --random-config assets/configs/tiny-random/config.json \

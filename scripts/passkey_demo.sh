@@ -22,7 +22,7 @@ case "$VARIANT" in
   *) echo "unknown variant '$VARIANT' (full, no-gate, no-temp, no-global, no-memory)" >&2; exit 2 ;;
 esac
 cargo build -p comet-cli
-COMET=target/debug/comet
+COMET="${CARGO_TARGET_DIR:-target}/debug/comet"
 mkdir -p "$RESULTS"
 $COMET train --config "$CONFIG" --resume
 cp "$RUN/train_log.jsonl" "$RESULTS/train_log_$VARIANT.jsonl"

@@ -159,9 +159,11 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     }
     let correct: usize = cells.iter().map(|c| c.correct).sum();
     let trials: usize = cells.iter().map(|c| c.trials).sum();
+    let token_accuracy = cells.iter().map(|c| c.token_accuracy).sum::<f64>() / cells.len() as f64;
     eprintln!(
-        "passkey: {correct}/{trials} correct ({:.1}%), {total} tokens in {seconds:.1}s ({:.0} tokens/s)",
+        "passkey: {correct}/{trials} correct ({:.1}%; key tokens {:.1}%), {total} tokens in {seconds:.1}s ({:.0} tokens/s)",
         100.0 * correct as f64 / trials as f64,
+        100.0 * token_accuracy,
         total as f64 / seconds
     );
     if let Some(json) = &args.json {

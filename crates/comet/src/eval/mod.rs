@@ -7,6 +7,6 @@ mod ppl;
 mod qa;
 
 pub use metrics::{exact_match, normalize_answer, rouge_l, rouge_n, token_f1, QaScores};
-pub use passkey::{evaluate_passkey, greedy_matches, PasskeyCell, PasskeyGrid};
+pub use passkey::{evaluate_passkey, greedy_matches, PasskeyCell, PasskeyGrid, TargetMatch};
 pub use ppl::{chunk_perplexity, ChunkPerplexity};
 pub use qa::{evaluate_qa, QaOptions, QaPrediction};

@@ -36,16 +36,45 @@ pub struct PasskeyCell {
     pub correct: usize,
     /// correct / trials.
     pub accuracy: f64,
+    /// Share of the key's tokens that are the arg-max given the true tokens before them
+    /// (partial credit: shows retrieval forming before whole keys come out right).
+    #[serde(default)]
+    pub token_accuracy: f64,
 }
 
-/// For each sample, whether greedy decoding reproduces all of its target tokens.
+/// How much of one sample's target greedy decoding reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetMatch {
+    /// Target tokens that are the arg-max given the true tokens before them.
+    pub correct: usize,
+    /// Target tokens.
+    pub total: usize,
+}
+
+impl TargetMatch {
+    /// Whether greedy decoding reproduces the whole target.
+    pub fn exact(&self) -> bool {
+        self.correct == self.total
+    }
+}
+
+/// For each sample, how many of its target tokens greedy decoding reproduces.
 ///
 /// Greedy decoding emits the target exactly when every target token is the arg-max given
 /// the targets before it, so the teacher-forced training forward decides it without a
 /// decoding loop and for a whole batch at once (same layout as decoding, see `generate`).
-pub fn greedy_matches<B: Backend>(model: &CometModel<B>, batch: &[Sequence]) -> Result<Vec<bool>> {
+pub fn greedy_matches<B: Backend>(
+    model: &CometModel<B>,
+    batch: &[Sequence],
+) -> Result<Vec<TargetMatch>> {
     check_batch(batch)?;
-    let mut matches = vec![true; batch.len()];
+    let mut matches = vec![
+        TargetMatch {
+            correct: 0,
+            total: 0
+        };
+        batch.len()
+    ];
     let mut state = model.empty_state(batch.len());
     let builder = model.layout_builder();
     for layout in builder.iter(batch, CometModel::<B>::memory_shape(&state), false) {
@@ -55,8 +84,10 @@ pub fn greedy_matches<B: Backend>(model: &CometModel<B>, batch: &[Sequence]) -> 
             let predicted = model.text_logits(&layout, out.hidden).argmax(2).into_data();
             let predicted = predicted.iter::<i64>();
             for (i, (&target, p)) in layout.targets.iter().zip(predicted).enumerate() {
-                if target >= 0 && target != p {
-                    matches[i / n] = false;
+                if target >= 0 {
+                    let m = &mut matches[i / n];
+                    m.total += 1;
+                    m.correct += usize::from(target == p);
                 }
             }
         }
@@ -75,7 +106,7 @@ pub fn evaluate_passkey<B: Backend>(
     let mut cells = Vec::new();
     for &length in &grid.lengths {
         for &depth in &grid.depths {
-            let mut correct = 0;
+            let (mut correct, mut tokens, mut tokens_correct) = (0, 0, 0);
             let trials: Vec<u64> = (0..grid.trials as u64).collect();
             for chunk in trials.chunks(grid.batch_size.max(1)) {
                 let batch = chunk
@@ -85,10 +116,10 @@ pub fn evaluate_passkey<B: Backend>(
                         Ok(passkey.sample(length, depth, seed)?.sequence())
                     })
                     .collect::<Result<Vec<_>>>()?;
-                correct += greedy_matches(model, &batch)?
-                    .iter()
-                    .filter(|&&m| m)
-                    .count();
+                for m in greedy_matches(model, &batch)? {
+                    correct += usize::from(m.exact());
+                    (tokens, tokens_correct) = (tokens + m.total, tokens_correct + m.correct);
+                }
                 on_batch(chunk.len(), chunk.len() * length);
             }
             cells.push(PasskeyCell {
@@ -97,6 +128,7 @@ pub fn evaluate_passkey<B: Backend>(
                 trials: grid.trials,
                 correct,
                 accuracy: correct as f64 / grid.trials.max(1) as f64,
+                token_accuracy: tokens_correct as f64 / tokens.max(1) as f64,
             });
         }
     }
