@@ -101,6 +101,7 @@ pub struct PplArgs {
 
 /// Runs one evaluation.
 pub fn run(eval: Eval) -> Result<()> {
+    super::keep_freed_memory();
     match eval {
         Eval::Passkey(args) => passkey(args),
         Eval::Qa(args) => qa(args),
