@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The passkey demonstration: trains a small byte-level CoMeT model from scratch on passkey
 # inputs of at most 1,024 tokens, then measures retrieval at up to 32x that length.
+# The full variant trains in two stages: copying drills until the model can look things up
+# in context (stage1.json, stopped at step 2,200 of its schedule), then passkey samples from
+# that model (train.json).
 #
 # Usage: scripts/passkey_demo.sh [full|no-gate|no-temp|no-global|no-memory]   (default: full)
 #
@@ -24,6 +27,9 @@ esac
 cargo build -p comet-cli
 COMET="${CARGO_TARGET_DIR:-target}/debug/comet"
 mkdir -p "$RESULTS"
+if [ "$VARIANT" = full ]; then
+  $COMET train --config $RECIPE/stage1.json --resume --stop-at 2200
+fi
 $COMET train --config "$CONFIG" --resume
 cp "$RUN/train_log.jsonl" "$RESULTS/train_log_$VARIANT.jsonl"
 # Seed 1000: evaluation samples differ from the training ones (seeded by the config's seed).
