@@ -43,7 +43,7 @@ pub struct PasskeyCell {
 }
 
 /// How much of one sample's target greedy decoding reproduces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TargetMatch {
     /// Target tokens that are the arg-max given the true tokens before them.
     pub correct: usize,
@@ -68,13 +68,7 @@ pub fn greedy_matches<B: Backend>(
     batch: &[Sequence],
 ) -> Result<Vec<TargetMatch>> {
     check_batch(batch)?;
-    let mut matches = vec![
-        TargetMatch {
-            correct: 0,
-            total: 0
-        };
-        batch.len()
-    ];
+    let mut matches = vec![TargetMatch::default(); batch.len()];
     let mut state = model.empty_state(batch.len());
     let builder = model.layout_builder();
     for layout in builder.iter(batch, CometModel::<B>::memory_shape(&state), false) {
