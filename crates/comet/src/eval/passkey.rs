@@ -100,7 +100,7 @@ pub fn evaluate_passkey<B: Backend>(
     let mut cells = Vec::new();
     for &length in &grid.lengths {
         for &depth in &grid.depths {
-            let (mut correct, mut tokens, mut tokens_correct) = (0, 0, 0);
+            let (mut correct, mut keys) = (0, TargetMatch::default());
             let trials: Vec<u64> = (0..grid.trials as u64).collect();
             for chunk in trials.chunks(grid.batch_size.max(1)) {
                 let batch = chunk
@@ -112,7 +112,8 @@ pub fn evaluate_passkey<B: Backend>(
                     .collect::<Result<Vec<_>>>()?;
                 for m in greedy_matches(model, &batch)? {
                     correct += usize::from(m.exact());
-                    (tokens, tokens_correct) = (tokens + m.total, tokens_correct + m.correct);
+                    keys.correct += m.correct;
+                    keys.total += m.total;
                 }
                 on_batch(chunk.len(), chunk.len() * length);
             }
@@ -122,7 +123,7 @@ pub fn evaluate_passkey<B: Backend>(
                 trials: grid.trials,
                 correct,
                 accuracy: correct as f64 / grid.trials.max(1) as f64,
-                token_accuracy: tokens_correct as f64 / tokens.max(1) as f64,
+                token_accuracy: keys.correct as f64 / keys.total.max(1) as f64,
             });
         }
     }
