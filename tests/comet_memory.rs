@@ -323,4 +323,19 @@ fn whole_model_saves_as_a_directory_every_command_loads() {
     assert_eq!(tok.token_id("<|comet_compress|>"), Some(257));
     assert_eq!(tok.token_id("<|comet_readout_2|>"), Some(260));
     assert_eq!(tok.encode("pass key 42", false).unwrap().len(), 11);
+
+    // A given config replaces the stored one where the weights allow (an ablation switch,
+    // another chunk size), and is refused where they do not.
+    let mut ablation = tiny_comet();
+    ablation.use_gate = false;
+    ablation.chunk_size += 4;
+    let loaded = comet::comet::load_comet::<B>(tmp.path(), Some(ablation.clone()), &device);
+    assert_eq!(loaded.unwrap().model.comet, ablation);
+    let mut other = tiny_comet();
+    other.memory_slots += 1;
+    let err = comet::comet::load_comet::<B>(tmp.path(), Some(other), &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("slots"), "{err}");
 }

@@ -292,6 +292,38 @@ fn training_data_is_a_pure_function_of_seed_and_index() {
     assert!(samples.iter().any(|s| s.tokens.len() == 64));
 }
 
+#[test]
+fn passkey_segments_pack_samples_each_asking_for_its_own_key() {
+    let sources: Vec<SourceConfig> = serde_json::from_value(serde_json::json!([
+        {"kind": "passkey", "min_length": 260, "max_length": 300, "digits": 2, "segments": 3},
+    ]))
+    .unwrap();
+    let tok = comet::tokenizer::byte_level().unwrap();
+    let data = TrainData::open(&sources, tok.clone(), 5).unwrap();
+    for i in 0..4 {
+        let s = data.sample(i).unwrap();
+        assert!((780..=900).contains(&s.tokens.len()), "{}", s.tokens.len());
+        let text = tok.decode(&s.tokens).unwrap();
+        // Scored: " " and the 2 digits after each of the 3 questions, nothing else.
+        let scored: Vec<usize> = (0..s.targets.len())
+            .filter(|&j| s.targets[j].is_some())
+            .collect();
+        assert_eq!(scored.len(), 9, "{text}");
+        let asked: Vec<&str> = text.split("The pass key is").collect();
+        assert_eq!(asked.len(), 7, "3 needles and 3 questions: {text}");
+        for (needle, answer) in [(1, 2), (3, 4), (5, 6)] {
+            let key = &asked[needle][1..3];
+            assert!(asked[answer].starts_with(&format!(" {key}")), "{text}");
+        }
+    }
+    let bad: Vec<SourceConfig> = serde_json::from_value(serde_json::json!([
+        {"kind": "passkey", "min_length": 260, "max_length": 300, "segments": 0},
+    ]))
+    .unwrap();
+    let err = TrainData::open(&bad, tok, 5).err().unwrap().to_string();
+    assert!(err.contains("segment"), "{err}");
+}
+
 /// The analytic gradient of the query/key projections (the attention pattern) matches the
 /// loss change of a small step along it: the chunked forward's attention is trainable.
 #[test]

@@ -4,10 +4,11 @@ use std::path::Path;
 
 use anyhow::Result;
 use comet::backend::{self, Backend};
-use comet::comet::{load_comet, LoadedComet};
+use comet::comet::{load_comet, LoadedComet, CONFIG_FILE};
 use comet::memory::CometConfig;
 
-/// CoMeT options; sizes given here build fresh (untrained) memory modules.
+/// CoMeT options: sizes for fresh (untrained) memory modules, or changes to a trained
+/// model's stored config (chunk size, budget, ablation switches).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CometArgs {
     /// Read the input chunk by chunk with CoMeT memory (else plain full attention).
@@ -40,9 +41,9 @@ pub struct CometArgs {
 }
 
 impl CometArgs {
-    /// The config the flags ask for, or `None` when no size or switch was given.
-    pub fn config(&self) -> Option<CometConfig> {
-        let d = CometConfig::default();
+    /// The config the flags ask for, or `None` when no size or switch was given. Flags
+    /// change `base` (a trained directory's stored config, else the defaults).
+    pub fn config_over(&self, base: CometConfig) -> Option<CometConfig> {
         let any = self.chunk_size.is_some()
             || self.memory_slots.is_some()
             || self.compression_stride.is_some()
@@ -52,22 +53,33 @@ impl CometArgs {
             || self.no_temp
             || self.no_global;
         any.then(|| CometConfig {
-            chunk_size: self.chunk_size.unwrap_or(d.chunk_size),
-            memory_slots: self.memory_slots.unwrap_or(d.memory_slots),
-            compression_stride: self.compression_stride.unwrap_or(d.compression_stride),
-            temp_budget: self.temp_budget.unwrap_or(d.temp_budget),
-            adapter_rank: self.adapter_rank.unwrap_or(d.adapter_rank),
-            use_gate: !self.no_gate,
-            use_global: !self.no_global,
-            use_temp: !self.no_temp,
+            chunk_size: self.chunk_size.unwrap_or(base.chunk_size),
+            memory_slots: self.memory_slots.unwrap_or(base.memory_slots),
+            compression_stride: self.compression_stride.unwrap_or(base.compression_stride),
+            temp_budget: self.temp_budget.unwrap_or(base.temp_budget),
+            adapter_rank: self.adapter_rank.unwrap_or(base.adapter_rank),
+            use_gate: base.use_gate && !self.no_gate,
+            use_global: base.use_global && !self.no_global,
+            use_temp: base.use_temp && !self.no_temp,
         })
+    }
+
+    /// The config the flags ask for over the defaults (no model directory involved).
+    pub fn config(&self) -> Option<CometConfig> {
+        self.config_over(CometConfig::default())
     }
 
     /// Loads the model with CoMeT memory.
     pub fn load(&self, path: Option<&Path>) -> Result<LoadedComet<Backend>> {
         let path = super::model_path(path)?;
         let device = backend::device()?;
-        let loaded = load_comet::<Backend>(&path, self.config(), &device)?;
+        let stored = path.join(CONFIG_FILE);
+        let base = if path.is_dir() && stored.exists() {
+            CometConfig::from_file(&stored)?
+        } else {
+            CometConfig::default()
+        };
+        let loaded = load_comet::<Backend>(&path, self.config_over(base), &device)?;
         let c = &loaded.model.comet;
         eprintln!(
             "CoMeT: chunk {}, {} global slots{}, stride {}{}, budget {}, {} memory",

@@ -28,7 +28,8 @@ pub struct ModelArgs {
     /// Model directory or GGUF file [default: the packaged SmolLM2-135M-Instruct].
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// CoMeT sizes for a model without trained memory (a trained model keeps its own).
+    /// CoMeT sizes for a model without trained memory; for a trained one, changes to its
+    /// stored config that its weights allow (chunk size, budget, ablation switches).
     #[command(flatten)]
     pub comet: CometArgs,
 }
@@ -53,6 +54,9 @@ pub struct PasskeyArgs {
     /// Haystack text (e.g. Paul Graham essays) [default: a repeated filler sentence].
     #[arg(long)]
     haystack: Option<PathBuf>,
+    /// Digits of each key.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=18))]
+    digits: u32,
     /// Trials read together.
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
@@ -126,7 +130,8 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         Some(path) => Filler::corpus(path)?,
         None => Filler::Repeated(DEFAULT_FILLER.to_string()),
     };
-    let passkey = Passkey::new(&tokenizer, filler);
+    let mut passkey = Passkey::new(&tokenizer, filler);
+    passkey.digits = args.digits;
     let grid = PasskeyGrid {
         lengths: args.lengths.clone(),
         depths: args.depths.clone(),
@@ -173,7 +178,8 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         let rows: Vec<String> = args.depths.iter().map(|d| format!("{d}")).collect();
         let png = json.with_extension("png");
         let title = format!(
-            "passkey accuracy, {} trials per cell ({})",
+            "passkey accuracy, {}-digit keys, {} trials per cell ({})",
+            args.digits,
             args.trials,
             args.model
                 .model

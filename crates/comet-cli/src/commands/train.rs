@@ -64,10 +64,28 @@ fn train<B: AutodiffBackend<Device = backend::Device>>(
         backend::NAME,
         out.display()
     );
+    if let Some(stop_at) = args.stop_at.filter(|&s| s <= first) {
+        if !trainer.model_dir().exists() {
+            trainer.save_checkpoint()?;
+        }
+        eprintln!(
+            "already at step {first} (--stop-at {stop_at}): nothing to train; model in {}",
+            trainer.model_dir().display()
+        );
+        return Ok(());
+    }
     let mut progress = Progress::new(first, log_every, stop, args.stop_at);
     let result = trainer.run(&mut progress);
     progress.finish();
     let summary = result?;
+    if summary.steps == 0 {
+        eprintln!(
+            "nothing to train: already at step {}; model in {}",
+            summary.last_step,
+            trainer.model_dir().display()
+        );
+        return Ok(());
+    }
     eprintln!(
         "trained {} steps (now at step {}): {} tokens in {:.1}s ({:.0} tokens/s), last loss {:.4}; checkpoint in {}, model in {}",
         summary.steps,

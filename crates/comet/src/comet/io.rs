@@ -93,7 +93,8 @@ impl<B: Backend> CometModel<B> {
 
 /// Loads a base model (HF directory or GGUF) with CoMeT memory: from `comet.json` and
 /// `comet.safetensors` in the directory when present, else fresh modules for `config`
-/// (or the defaults).
+/// (or the defaults). A `config` given for a trained directory replaces its stored one
+/// where the memory weights allow it (same slots and adapter rank).
 pub fn load_comet<B: Backend>(
     path: &Path,
     config: Option<CometConfig>,
@@ -104,11 +105,24 @@ pub fn load_comet<B: Backend>(
     let stored = dir.map(|d| d.join(CONFIG_FILE)).filter(|p| p.exists());
     let comet = match (&stored, config) {
         (Some(file), None) => CometConfig::from_file(file)?,
-        (Some(file), Some(_)) => {
-            return Err(Error::Input(format!(
-                "{} already fixes the CoMeT config; drop the command-line config",
-                file.display()
-            )))
+        (Some(file), Some(config)) => {
+            let stored = CometConfig::from_file(file)?;
+            // Sizes and switches that do not shape a parameter may change (an ablation
+            // trained from a shared model, a different chunk size at evaluation).
+            if (stored.memory_slots, stored.adapter_rank)
+                != (config.memory_slots, config.adapter_rank)
+            {
+                return Err(Error::Input(format!(
+                    "{} stores memory for {} slots at adapter rank {}; the given CoMeT \
+                     config asks for {} slots at rank {}",
+                    file.display(),
+                    stored.memory_slots,
+                    stored.adapter_rank,
+                    config.memory_slots,
+                    config.adapter_rank
+                )));
+            }
+            config
         }
         (None, Some(config)) => config,
         (None, None) => CometConfig::default(),

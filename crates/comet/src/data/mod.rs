@@ -46,6 +46,11 @@ pub enum SourceConfig {
         /// to copy (the needle repeats its key) much sooner.
         #[serde(default)]
         loss_on_all_tokens: bool,
+        /// Passkey samples (each of `min_length..=max_length` tokens, with its own key)
+        /// read one after another as one training sample: more answers per token, and
+        /// each must come from the latest needle, so the memory learns to overwrite.
+        #[serde(default = "one_usize")]
+        segments: usize,
         /// Share of the samples drawn from this source (relative).
         #[serde(default = "one")]
         weight: f64,
@@ -89,6 +94,9 @@ fn five() -> u32 {
 fn one() -> f64 {
     1.0
 }
+fn one_usize() -> usize {
+    1
+}
 
 enum Source {
     Passkey {
@@ -97,6 +105,7 @@ enum Source {
         max: usize,
         digits: u32,
         all_tokens: bool,
+        segments: usize,
     },
     Copy(usize, usize),
     Text(TextCorpus, usize),
@@ -142,11 +151,12 @@ impl TrainData {
                     haystack,
                     digits,
                     loss_on_all_tokens,
+                    segments,
                     ..
                 } => {
-                    if min_length > max_length || *digits == 0 || *digits > 18 {
+                    if min_length > max_length || *digits == 0 || *digits > 18 || *segments == 0 {
                         return Err(Error::Input(format!(
-                            "passkey data: need min_length <= max_length and 1..=18 digits, got {min_length}, {max_length}, {digits}"
+                            "passkey data: need min_length <= max_length, 1..=18 digits and at least one segment, got {min_length}, {max_length}, {digits}, {segments}"
                         )));
                     }
                     let filler = match haystack {
@@ -159,6 +169,7 @@ impl TrainData {
                         max: *max_length,
                         digits: *digits,
                         all_tokens: *loss_on_all_tokens,
+                        segments: *segments,
                     }
                 }
                 SourceConfig::Copy {
@@ -215,17 +226,24 @@ impl TrainData {
                 max,
                 digits,
                 all_tokens,
+                segments,
             } => {
                 let mut gen = Passkey::new(&self.tokenizer, filler.clone());
                 gen.digits = *digits;
-                let length = rng.random_range(*min..=*max);
-                let depth = rng.random::<f64>();
-                let sample = gen.sample(length, depth, rng.random())?;
-                Ok(if *all_tokens {
-                    Sequence::language_model(sample.ids)
-                } else {
-                    sample.sequence()
-                })
+                let mut whole = Sequence::default();
+                for _ in 0..*segments {
+                    let length = rng.random_range(*min..=*max);
+                    let depth = rng.random::<f64>();
+                    let sample = gen.sample(length, depth, rng.random())?;
+                    let part = if *all_tokens {
+                        Sequence::language_model(sample.ids)
+                    } else {
+                        sample.sequence()
+                    };
+                    whole.tokens.extend(part.tokens);
+                    whole.targets.extend(part.targets);
+                }
+                Ok(whole)
             }
             Source::Copy(min, max) => {
                 let length = rng.random_range(*min..=*max);

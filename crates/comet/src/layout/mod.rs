@@ -14,7 +14,7 @@ pub use tokens::SpecialTokens;
 use crate::memory::CometConfig;
 
 /// One training or inference sample: text tokens and, per token, the token it must predict.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sequence {
     /// Text token ids.
     pub tokens: Vec<u32>,

@@ -266,7 +266,9 @@ impl<B: AutodiffBackend> Trainer<B> {
                 break;
             }
         }
-        if self.step == first {
+        // A run resumed at its last step trains nothing and leaves its files alone (another
+        // process may be reading the model), unless the model was never exported.
+        if self.step == first && !self.model_dir().exists() {
             self.save_checkpoint()?;
         }
         Ok(Summary {
