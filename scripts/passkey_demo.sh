@@ -70,7 +70,7 @@ run_variant() {
   $COMET eval passkey --model "$run/model" --digits 1 --lengths $LENGTHS --depths $DEPTHS \
     --trials $trials --seed 1000 --batch-size 10 --json "$RESULTS/$variant.json"
   if [ "$variant" = full ]; then
-    rm -rf assets/models/passkey-small
+    rm -rf assets/models/passkey-small; mkdir -p assets/models
     cp -r "$run/model" assets/models/passkey-small
   fi
 }
