@@ -401,3 +401,54 @@ fn bf16_training_runs_on_the_cpu_backend() {
         assert!(step["loss"].as_f64().unwrap().is_finite(), "{line}");
     }
 }
+
+/// The committed demonstration model still finds the key far beyond its training length
+/// (2,048 tokens), and the gate ablation can be switched on over its stored config.
+#[test]
+fn the_committed_passkey_model_finds_the_key_at_8x_its_training_length() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/passkey-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("grid.json");
+    let out = comet(&[
+        "eval",
+        "passkey",
+        "--model",
+        model.to_str().unwrap(),
+        "--digits",
+        "1",
+        "--lengths",
+        "16384",
+        "--depths",
+        "0,0.5",
+        "--trials",
+        "2",
+        "--seed",
+        "7",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let cells: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for cell in cells.as_array().unwrap() {
+        assert_eq!(cell["accuracy"], 1.0, "{cells}");
+    }
+    let out = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--comet",
+        "--no-gate",
+        "--prompt",
+        "The pass",
+        "--max-new-tokens",
+        "4",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chunk 64, 8 global slots (ungated)") && stderr.contains("trained memory"),
+        "{stderr}"
+    );
+}

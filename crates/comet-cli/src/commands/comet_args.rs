@@ -85,7 +85,11 @@ impl CometArgs {
             "CoMeT: chunk {}, {} global slots{}, stride {}{}, budget {}, {} memory",
             c.chunk_size,
             c.memory_slots,
-            if c.use_global { "" } else { " (off)" },
+            match (c.use_global, c.use_gate) {
+                (false, _) => " (off)",
+                (true, false) => " (ungated)",
+                (true, true) => "",
+            },
             c.compression_stride,
             if c.use_temp {
                 ""
