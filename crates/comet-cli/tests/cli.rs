@@ -329,6 +329,24 @@ fn tiny_train_config(dir: &std::path::Path, extra: serde_json::Value) -> PathBuf
     path
 }
 
+/// Runs `comet eval passkey` on `model` with `args`, writing `json`; returns its cells.
+fn eval_passkey(
+    model: &std::path::Path,
+    args: &[&str],
+    json: &std::path::Path,
+) -> Vec<serde_json::Value> {
+    let mut all = vec!["eval", "passkey", "--model", model.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let out = comet(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
 #[test]
 fn train_then_eval_passkey_writes_the_grid() {
     let tmp = tempfile::tempdir().unwrap();
@@ -345,29 +363,20 @@ fn train_then_eval_passkey_writes_the_grid() {
     assert_fails(&again, 1, "--resume");
     let model = tmp.path().join("run/model");
     let json = tmp.path().join("grid.json");
-    let out = comet(&[
-        "eval",
-        "passkey",
-        "--model",
-        model.to_str().unwrap(),
-        "--lengths",
-        "270,300",
-        "--depths",
-        "0,1",
-        "--trials",
-        "3",
-        "--seed",
-        "4",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let cells = eval_passkey(
+        &model,
+        &[
+            "--lengths",
+            "270,300",
+            "--depths",
+            "0,1",
+            "--trials",
+            "3",
+            "--seed",
+            "4",
+        ],
+        &json,
     );
-    let cells: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(cells.len(), 4);
     for cell in &cells {
         assert_eq!(cell["trials"], 3);
@@ -408,31 +417,22 @@ fn bf16_training_runs_on_the_cpu_backend() {
 fn the_committed_passkey_model_finds_the_key_at_8x_its_training_length() {
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/models/passkey-small");
     let tmp = tempfile::tempdir().unwrap();
-    let json = tmp.path().join("grid.json");
-    let out = comet(&[
-        "eval",
-        "passkey",
-        "--model",
-        model.to_str().unwrap(),
-        "--digits",
-        "1",
-        "--lengths",
-        "16384",
-        "--depths",
-        "0,0.5",
-        "--trials",
-        "2",
-        "--seed",
-        "7",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let cells: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    for cell in cells.as_array().unwrap() {
-        assert_eq!(cell["accuracy"], 1.0, "{cells}");
+    let cells = eval_passkey(
+        &model,
+        &[
+            "--digits",
+            "1",
+            "--lengths",
+            "16384",
+            "--depths",
+            "0,0.5",
+            "--trials",
+            "2",
+        ],
+        &tmp.path().join("grid.json"),
+    );
+    for cell in &cells {
+        assert_eq!(cell["accuracy"], 1.0, "{cells:?}");
     }
     let out = comet(&[
         "generate",
