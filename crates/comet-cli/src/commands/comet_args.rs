@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use comet::backend::{self, Backend};
-use comet::comet::{load_comet, LoadedComet, CONFIG_FILE};
+use comet::comet::{load_comet, stored_config, LoadedComet};
 use comet::memory::CometConfig;
 
 /// CoMeT options: sizes for fresh (untrained) memory modules, or changes to a trained
@@ -73,12 +73,7 @@ impl CometArgs {
     pub fn load(&self, path: Option<&Path>) -> Result<LoadedComet<Backend>> {
         let path = super::model_path(path)?;
         let device = backend::device()?;
-        let stored = path.join(CONFIG_FILE);
-        let base = if path.is_dir() && stored.exists() {
-            CometConfig::from_file(&stored)?
-        } else {
-            CometConfig::default()
-        };
+        let base = stored_config(&path)?.unwrap_or_default();
         let loaded = load_comet::<Backend>(&path, self.config_over(base), &device)?;
         let c = &loaded.model.comet;
         eprintln!(

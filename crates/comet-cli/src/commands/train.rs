@@ -64,16 +64,6 @@ fn train<B: AutodiffBackend<Device = backend::Device>>(
         backend::NAME,
         out.display()
     );
-    if let Some(stop_at) = args.stop_at.filter(|&s| s <= first) {
-        if !trainer.model_dir().exists() {
-            trainer.save_checkpoint()?;
-        }
-        eprintln!(
-            "already at step {first} (--stop-at {stop_at}): nothing to train; model in {}",
-            trainer.model_dir().display()
-        );
-        return Ok(());
-    }
     let mut progress = Progress::new(first, log_every, stop, args.stop_at);
     let result = trainer.run(&mut progress);
     progress.finish();

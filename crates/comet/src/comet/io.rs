@@ -91,6 +91,16 @@ impl<B: Backend> CometModel<B> {
     }
 }
 
+/// The CoMeT config stored in a trained model directory, if any.
+pub fn stored_config(path: &Path) -> Result<Option<CometConfig>> {
+    let file = path.join(CONFIG_FILE);
+    if path.is_dir() && file.exists() {
+        CometConfig::from_file(&file).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Loads a base model (HF directory or GGUF) with CoMeT memory: from `comet.json` and
 /// `comet.safetensors` in the directory when present, else fresh modules for `config`
 /// (or the defaults). A `config` given for a trained directory replaces its stored one
@@ -102,11 +112,9 @@ pub fn load_comet<B: Backend>(
 ) -> Result<LoadedComet<B>> {
     let base = load_model::<B>(path, device)?;
     let dir = if path.is_dir() { Some(path) } else { None };
-    let stored = dir.map(|d| d.join(CONFIG_FILE)).filter(|p| p.exists());
-    let comet = match (&stored, config) {
-        (Some(file), None) => CometConfig::from_file(file)?,
-        (Some(file), Some(config)) => {
-            let stored = CometConfig::from_file(file)?;
+    let comet = match (stored_config(path)?, config) {
+        (Some(stored), None) => stored,
+        (Some(stored), Some(config)) => {
             // Sizes and switches that do not shape a parameter may change (an ablation
             // trained from a shared model, a different chunk size at evaluation).
             if (stored.memory_slots, stored.adapter_rank)
@@ -115,7 +123,7 @@ pub fn load_comet<B: Backend>(
                 return Err(Error::Input(format!(
                     "{} stores memory for {} slots at adapter rank {}; the given CoMeT \
                      config asks for {} slots at rank {}",
-                    file.display(),
+                    path.join(CONFIG_FILE).display(),
                     stored.memory_slots,
                     stored.adapter_rank,
                     config.memory_slots,

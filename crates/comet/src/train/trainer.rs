@@ -47,7 +47,8 @@ pub struct StepLog {
 pub trait Observer {
     /// After every step.
     fn on_step(&mut self, log: &StepLog, total_steps: usize);
-    /// Checked after every step: true ends the run (with a checkpoint).
+    /// Checked before and after every step: true ends the run (with a checkpoint when a
+    /// step was taken).
     fn should_stop(&self) -> bool {
         false
     }
@@ -250,7 +251,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let start = Instant::now();
         let first = self.step;
         let (mut tokens, mut last_loss) = (0, f64::NAN);
-        while self.step < self.config.steps {
+        while self.step < self.config.steps && !observer.should_stop() {
             let log = self.train_step()?;
             tokens += log.tokens;
             last_loss = log.loss;
@@ -262,12 +263,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             {
                 self.save_checkpoint()?;
             }
-            if stop {
-                break;
-            }
         }
-        // A run resumed at its last step trains nothing and leaves its files alone (another
-        // process may be reading the model), unless the model was never exported.
+        // A run resumed at its last step (or told to stop there) trains nothing and leaves
+        // its files alone (another process may be reading the model), unless the model was
+        // never exported.
         if self.step == first && !self.model_dir().exists() {
             self.save_checkpoint()?;
         }
