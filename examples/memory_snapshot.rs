@@ -7,7 +7,7 @@
 //! (Untrained memory modules give noise; use a model trained with CoMeT.)
 
 use comet::backend::{self, Backend};
-use comet::comet::{load_comet, load_snapshot, save_snapshot};
+use comet::comet::{load_comet, load_snapshot, save_snapshot, Snapshot};
 use comet::generate::{generate, CometDecoder, GenerationConfig, SamplingConfig};
 
 fn main() -> anyhow::Result<()> {
@@ -24,27 +24,25 @@ fn main() -> anyhow::Result<()> {
     let model = &loaded.model;
 
     let text = std::fs::read_to_string(document)?;
-    let state = model.absorb(
-        &tokenizer.encode(&text, false)?,
-        model.empty_state(1),
-        |_| {},
-    )?;
+    let empty = Snapshot {
+        state: model.empty_state(1),
+        pending: Vec::new(),
+    };
+    // Whole chunks go into memory; the rest waits to be read before the question.
+    let read = model.ingest(&tokenizer.encode(&text, false)?, empty, |_| {})?;
     let snapshot = std::env::temp_dir().join("comet-example.cmem");
-    save_snapshot(model, &state, &snapshot)?;
+    save_snapshot(model, &read, &snapshot)?;
 
     let restored = load_snapshot(model, &snapshot)?;
-    let mut decoder = CometDecoder::new(model, restored);
+    let mut prompt = restored.pending;
+    prompt.extend(tokenizer.encode(question, false)?);
+    let mut decoder = CometDecoder::new(model, restored.state);
     let config = GenerationConfig {
         max_new_tokens: 12,
         stop_tokens: model.llm.config().eos_token_ids.clone(),
         sampling: SamplingConfig::default(),
     };
-    let (answer, _) = generate(
-        &mut decoder,
-        &tokenizer.encode(question, false)?,
-        &config,
-        |_| Ok(()),
-    )?;
+    let (answer, _) = generate(&mut decoder, &prompt, &config, |_| Ok(()))?;
     println!("{question}{}", tokenizer.decode(&answer)?);
     Ok(())
 }

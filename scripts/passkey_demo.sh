@@ -82,7 +82,7 @@ table() {
   for variant in full no-gate no-temp no-global no-memory; do
     [ -f "$RESULTS/$variant.json" ] || continue
     echo "| $variant | $(jq -r --arg l "$LENGTHS" '[($l | split(",") | .[] | tonumber) as $n
-      | [.[] | select(.length == $n)] | (map(.accuracy * .trials) | add) / (map(.trials) | add)
+      | [(if type == "array" then .[] else .cells[] end) | select(.length == $n)] | (map(.accuracy * .trials) | add) / (map(.trials) | add)
       | "\(. * 100 | round)%"] | join(" | ")' "$RESULTS/$variant.json") |"
   done
 }

@@ -204,36 +204,46 @@ fn memory_stays_the_same_size_however_long_the_input() {
 }
 
 #[test]
-fn snapshot_round_trip_gives_bit_identical_logits() {
-    use comet::comet::{load_snapshot, save_snapshot};
+fn a_document_read_in_pieces_and_saved_answers_as_if_read_at_once() {
+    use comet::comet::{load_snapshot, save_snapshot, Snapshot};
     let model = model(tiny_comet(), true);
     let document = tokens(50, 10, 0, 64);
     let question = tokens(7, 11, 0, 64);
-    let state = model
-        .absorb(&document, model.empty_state(1), |_| {})
-        .unwrap();
+    let empty = || Snapshot {
+        state: model.empty_state(1),
+        pending: Vec::new(),
+    };
+    // Chunks of 12: the first piece leaves 8 ids pending, the whole document 2.
+    let first = model.ingest(&document[..20], empty(), |_| {}).unwrap();
+    assert_eq!(first.pending, document[12..20]);
+    let snapshot = model.ingest(&document[20..], first, |_| {}).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("doc.cmem");
-    save_snapshot(&model, &state, &path).unwrap();
+    save_snapshot(&model, &snapshot, &path).unwrap();
     let loaded = load_snapshot(&model, &path).unwrap();
-    assert_eq!(loaded.tokens_read, vec![50]);
-    assert_eq!(loaded.queue_lengths, state.queue_lengths);
+    assert_eq!(loaded.state.tokens_read, vec![48]);
+    assert_eq!(loaded.pending, document[48..]);
+    assert_eq!(loaded.state.queue_lengths, snapshot.state.queue_lengths);
 
-    let answer = |state| {
+    let answer = |state, ids: &[u32]| {
         let mut decoder = CometDecoder::new(&model, state);
-        let mut logits = decoder.prefill(&question).unwrap();
+        let mut logits = decoder.prefill(ids).unwrap();
         logits.extend(decoder.step(5).unwrap());
         logits
     };
-    let (direct, restored) = (answer(state), answer(loaded));
-    assert!(direct
+    let at_once = answer(
+        model.empty_state(1),
+        &[document.clone(), question.clone()].concat(),
+    );
+    let restored = answer(loaded.state, &[loaded.pending, question].concat());
+    assert!(at_once
         .iter()
         .zip(&restored)
         .all(|(a, b)| a.to_bits() == b.to_bits()));
 
     // Snapshot size does not depend on the document's length.
     let long = model
-        .absorb(&tokens(500, 12, 0, 64), model.empty_state(1), |_| {})
+        .ingest(&tokens(504, 12, 0, 64), empty(), |_| {})
         .unwrap();
     let long_path = tmp.path().join("long.cmem");
     save_snapshot(&model, &long, &long_path).unwrap();
@@ -257,7 +267,11 @@ fn snapshot_of_another_model_is_refused() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("a.cmem");
-    save_snapshot(&a, &state, &path).unwrap();
+    let snapshot = comet::comet::Snapshot {
+        state,
+        pending: vec![],
+    };
+    save_snapshot(&a, &snapshot, &path).unwrap();
     let message = load_snapshot(&b, &path).unwrap_err().to_string();
     assert!(
         message.contains("a.cmem") && message.contains("another model"),

@@ -68,7 +68,37 @@ pub fn device() -> crate::Result<Device> {
             ));
         }
     }
-    Ok(Device::default())
+    let device = Device::default();
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    probe::<Backend>(&device).map_err(|reason| {
+        crate::Error::Input(format!(
+            "the wgpu backend found no usable GPU driver (Vulkan, Metal or DX12): {reason}; \
+             install one (e.g. mesa-vulkan-drivers) or rebuild with the default CPU backend"
+        ))
+    })?;
+    Ok(device)
+}
+
+/// Whether `device` can run a tensor operation, as an error message when it cannot.
+///
+/// GPU runtimes panic deep inside their set-up when no driver or adapter exists; this turns
+/// that into an answer (and keeps the panic's backtrace off the terminal).
+pub fn probe<B: burn::tensor::backend::Backend>(device: &B::Device) -> Result<(), String> {
+    use burn::tensor::Tensor;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Tensor::<B, 1>::zeros([1], device).into_data();
+    }));
+    std::panic::set_hook(hook);
+    result.map_err(|payload| {
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("the runtime panicked");
+        text.lines().next().unwrap_or_default().to_string()
+    })
 }
 
 #[cfg(all(feature = "cuda", not(unix)))]

@@ -197,6 +197,11 @@ pub fn run_one(args: RunArgs) -> Result<()> {
 
 /// Runs `comet bench`.
 pub fn run(args: Args) -> Result<()> {
+    if args.comet.adapter.is_some() {
+        bail!(
+            "bench measures time and memory with fresh memory modules; --adapter is not used here"
+        );
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let exe = std::env::current_exe().context("locating the comet binary")?;

@@ -1,10 +1,10 @@
 //! The `--comet` switch and CoMeT sizes shared by `generate`, `score`, `ingest` and `bench`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use comet::backend::{self, Backend};
-use comet::comet::{load_comet, stored_config, LoadedComet};
+use comet::comet::{load_comet_adapter, stored_config, LoadedComet};
 use comet::memory::CometConfig;
 
 /// CoMeT options: sizes for fresh (untrained) memory modules, or changes to a trained
@@ -14,6 +14,10 @@ pub struct CometArgs {
     /// Read the input chunk by chunk with CoMeT memory (else plain full attention).
     #[arg(long)]
     pub comet: bool,
+    /// Adapter directory (trained memory, special embeddings, LoRA) made for this base
+    /// model; implies --comet.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Text tokens per chunk [default: 512].
     #[arg(long)]
     pub chunk_size: Option<usize>,
@@ -41,6 +45,11 @@ pub struct CometArgs {
 }
 
 impl CometArgs {
+    /// Whether to read with CoMeT memory (`--comet`, or an adapter given).
+    pub fn enabled(&self) -> bool {
+        self.comet || self.adapter.is_some()
+    }
+
     /// The config the flags ask for, or `None` when no size or switch was given. Flags
     /// change `base` (a trained directory's stored config, else the defaults).
     pub fn config_over(&self, base: CometConfig) -> Option<CometConfig> {
@@ -73,8 +82,10 @@ impl CometArgs {
     pub fn load(&self, path: Option<&Path>) -> Result<LoadedComet<Backend>> {
         let path = super::model_path(path)?;
         let device = backend::device()?;
-        let base = stored_config(&path)?.unwrap_or_default();
-        let loaded = load_comet::<Backend>(&path, self.config_over(base), &device)?;
+        let adapter = self.adapter.as_deref();
+        let base = stored_config(adapter.unwrap_or(&path))?.unwrap_or_default();
+        let loaded =
+            load_comet_adapter::<Backend>(&path, adapter, self.config_over(base), &device)?;
         let c = &loaded.model.comet;
         eprintln!(
             "CoMeT: chunk {}, {} global slots{}, stride {}{}, budget {}, {} memory",
@@ -92,10 +103,10 @@ impl CometArgs {
                 " (temporary memory off)"
             },
             c.temp_budget,
-            if loaded.trained_memory {
-                "trained"
-            } else {
-                "untrained (fresh)"
+            match (loaded.trained_memory, &loaded.model.llm.lora) {
+                (true, Some(lora)) => format!("trained memory, LoRA rank {}", lora.rank),
+                (true, None) => "trained".into(),
+                (false, _) => "untrained (fresh)".into(),
             },
         );
         Ok(loaded)

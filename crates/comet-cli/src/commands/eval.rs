@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use comet::data::{Filler, JsonlData, Passkey, DEFAULT_FILLER};
-use comet::eval::{chunk_perplexity, evaluate_passkey, evaluate_qa, PasskeyGrid, QaOptions};
+use comet::eval::{
+    chunk_perplexity, evaluate_passkey, evaluate_qa, PasskeyCell, PasskeyGrid, QaOptions, Reader,
+};
 use comet::fsutil::write_atomic;
 use serde::Serialize;
 
@@ -60,6 +62,10 @@ pub struct PasskeyArgs {
     /// Trials read together.
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
+    /// Read each input whole with the plain base model (full attention, no memory): the
+    /// reference CoMeT is compared with.
+    #[arg(long)]
+    full_attention: bool,
     /// Results JSON (the heatmap is written next to it as .png).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -120,17 +126,29 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
+/// A path's last component, for titles and result files (no machine paths).
+fn short_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}
+
 fn passkey(args: PasskeyArgs) -> Result<()> {
     if args.trials == 0 || args.lengths.is_empty() || args.depths.is_empty() {
         bail!("--trials, --lengths and --depths must not be empty");
     }
-    let loaded = args.model.comet.load(args.model.model.as_deref())?;
-    let tokenizer = loaded.tokenizer.context("the model has no tokenizer")?;
+    let model_path = super::model_path(args.model.model.as_deref())?;
+    let loaded = args.model.comet.load(Some(&model_path))?;
+    let tokenizer = loaded
+        .tokenizer
+        .as_ref()
+        .context("the model has no tokenizer")?;
     let filler = match &args.haystack {
         Some(path) => Filler::corpus(path)?,
         None => Filler::Repeated(DEFAULT_FILLER.to_string()),
     };
-    let mut passkey = Passkey::new(&tokenizer, filler);
+    let mut passkey = Passkey::new(tokenizer, filler);
     passkey.digits = args.digits;
     let grid = PasskeyGrid {
         lengths: args.lengths.clone(),
@@ -139,14 +157,80 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         seed: args.seed,
         batch_size: args.batch_size,
     };
+    let reader = if args.full_attention {
+        Reader::FullAttention(&loaded.model.llm)
+    } else {
+        Reader::Memory(&loaded.model)
+    };
     let total: usize = args.lengths.iter().sum::<usize>() * args.depths.len() * args.trials;
     let bar = super::token_bar(total, "passkey");
     let start = Instant::now();
-    let cells = evaluate_passkey(&loaded.model, &passkey, &grid, |_, tokens| {
-        bar.inc(tokens as u64)
-    })?;
+    let cells = evaluate_passkey(&reader, &passkey, &grid, |_, tokens| bar.inc(tokens as u64))?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
+    print_passkey_table(&args, &cells);
+    let correct: usize = cells.iter().map(|c| c.correct).sum();
+    let trials: usize = cells.iter().map(|c| c.trials).sum();
+    let (memory_correct, memory_trials) = cells.iter().fold((0, 0), |(c, t), cell| {
+        (c + cell.memory_correct, t + cell.memory_trials)
+    });
+    let token_accuracy = cells.iter().map(|c| c.token_accuracy).sum::<f64>() / cells.len() as f64;
+    eprintln!(
+        "passkey: {correct}/{trials} correct ({:.1}%; through memory only {memory_correct}/{memory_trials}; key tokens {:.1}%), {total} tokens in {seconds:.1}s ({:.0} tokens/s)",
+        100.0 * correct as f64 / trials as f64,
+        100.0 * token_accuracy,
+        total as f64 / seconds
+    );
+    let Some(json) = &args.json else {
+        return Ok(());
+    };
+    let model_name = short_name(&model_path);
+    let adapter_name = args.model.comet.adapter.as_deref().map(short_name);
+    let reader_name = if args.full_attention {
+        "full attention"
+    } else {
+        "CoMeT"
+    };
+    let report = serde_json::json!({
+        "model": model_name,
+        "base_fingerprint": comet::comet::base_fingerprint(&loaded.model.llm)?,
+        "adapter": adapter_name,
+        "fingerprint": loaded.model.fingerprint()?,
+        "reader": reader_name,
+        "comet": loaded.model.comet,
+        "digits": args.digits,
+        "haystack": args.haystack.as_deref().map_or("repeated filler".into(), short_name),
+        "seed": args.seed,
+        "trials": args.trials,
+        "seconds": seconds,
+        "tokens_per_second": total as f64 / seconds,
+        "cells": cells,
+    });
+    write_json(json, &report)?;
+    let columns: Vec<String> = args.lengths.iter().map(|l| l.to_string()).collect();
+    let rows: Vec<String> = args.depths.iter().map(|d| format!("{d}")).collect();
+    let png = json.with_extension("png");
+    let who = match (&adapter_name, args.full_attention) {
+        (_, true) => format!("{model_name}, full attention"),
+        (Some(adapter), false) => format!("{model_name} + {adapter}"),
+        (None, false) => model_name.clone(),
+    };
+    let title = format!(
+        "passkey accuracy: {who}, {}-digit keys, {} trials per cell",
+        args.digits, args.trials
+    );
+    crate::plot::heatmap(&png, &title, &columns, &rows, |r, c| {
+        cells
+            .iter()
+            .find(|cell| cell.length == args.lengths[c] && cell.depth == args.depths[r])
+            .map(|cell| cell.accuracy)
+    })?;
+    eprintln!("wrote {}", png.display());
+    Ok(())
+}
+
+/// Accuracy per (length, depth), one row per length.
+fn print_passkey_table(args: &PasskeyArgs, cells: &[PasskeyCell]) {
     println!(
         "{:>8} {}",
         "length",
@@ -159,42 +243,14 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         let row: String = cells
             .iter()
             .filter(|c| c.length == length)
-            .map(|c| format!("{:>6.0}%", c.accuracy * 100.0))
+            .map(|c| {
+                // '*': some needles of the cell sat in the question's own chunk.
+                let mark = if c.in_question_chunk > 0 { "*" } else { " " };
+                format!("{:>5.0}%{mark}", c.accuracy * 100.0)
+            })
             .collect();
         println!("{length:>8} {row}");
     }
-    let correct: usize = cells.iter().map(|c| c.correct).sum();
-    let trials: usize = cells.iter().map(|c| c.trials).sum();
-    let token_accuracy = cells.iter().map(|c| c.token_accuracy).sum::<f64>() / cells.len() as f64;
-    eprintln!(
-        "passkey: {correct}/{trials} correct ({:.1}%; key tokens {:.1}%), {total} tokens in {seconds:.1}s ({:.0} tokens/s)",
-        100.0 * correct as f64 / trials as f64,
-        100.0 * token_accuracy,
-        total as f64 / seconds
-    );
-    if let Some(json) = &args.json {
-        write_json(json, &cells)?;
-        let columns: Vec<String> = args.lengths.iter().map(|l| l.to_string()).collect();
-        let rows: Vec<String> = args.depths.iter().map(|d| format!("{d}")).collect();
-        let png = json.with_extension("png");
-        let title = format!(
-            "passkey accuracy, {}-digit keys, {} trials per cell ({})",
-            args.digits,
-            args.trials,
-            args.model
-                .model
-                .as_deref()
-                .map_or("SmolLM2".into(), |p| p.display().to_string())
-        );
-        crate::plot::heatmap(&png, &title, &columns, &rows, |r, c| {
-            cells
-                .iter()
-                .find(|cell| cell.length == args.lengths[c] && cell.depth == args.depths[r])
-                .map(|cell| cell.accuracy)
-        })?;
-        eprintln!("wrote {}", png.display());
-    }
-    Ok(())
 }
 
 fn qa(args: QaArgs) -> Result<()> {

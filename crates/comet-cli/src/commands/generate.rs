@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use comet::comet::load_snapshot;
 use comet::generate::{
     generate, stop_tokens, CachedDecoder, CometDecoder, Decoder, GenerationConfig, SamplingConfig,
@@ -48,6 +48,10 @@ pub struct Args {
     /// Answer from a memory snapshot made by `comet ingest` (implies --comet).
     #[arg(long)]
     memory: Option<PathBuf>,
+    /// A long UTF-8 document read (chunk by chunk, into memory) before the prompt, which
+    /// then asks about it (implies --comet).
+    #[arg(long)]
+    document: Option<PathBuf>,
     #[command(flatten)]
     comet: CometArgs,
 }
@@ -78,27 +82,43 @@ fn prompt_ids(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u3
 /// Runs `comet generate`.
 pub fn run(args: Args) -> Result<()> {
     let prompt = super::read_prompt(args.prompt.clone(), args.prompt_file.clone())?;
-    if args.comet.comet || args.memory.is_some() {
+    if args.comet.enabled() || args.memory.is_some() || args.document.is_some() {
         let loaded = args.comet.load(args.model.as_deref())?;
         let tokenizer = loaded
             .tokenizer
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("this model has no tokenizer"))?;
-        let state = match &args.memory {
+        // Text a snapshot has not read into memory yet comes first.
+        let (state, mut ids) = match &args.memory {
             Some(path) => {
-                let state = load_snapshot(&loaded.model, path)?;
+                let snapshot = load_snapshot(&loaded.model, path)?;
                 eprintln!(
                     "memory: {} ({} tokens read)",
                     path.display(),
-                    state.tokens_read[0]
+                    snapshot.state.tokens_read[0] + snapshot.pending.len()
                 );
-                state
+                (snapshot.state, snapshot.pending)
             }
-            None => loaded.model.empty_state(1),
+            None => (loaded.model.empty_state(1), Vec::new()),
         };
-        let ids = prompt_ids(&args, tokenizer, &prompt)?;
+        if let Some(path) = &args.document {
+            let text = super::read_prompt(None, Some(path.clone()))
+                .with_context(|| format!("reading the document {}", path.display()))?;
+            ids.extend(tokenizer.encode(&text, false)?);
+        }
+        ids.extend(prompt_ids(&args, tokenizer, &prompt)?);
         let stop = stop_tokens(loaded.model.llm.config().eos_token_ids.clone(), tokenizer);
-        let mut decoder = CometDecoder::new(&loaded.model, state);
+        // Long inputs show their reading: every chunk but the last goes into memory.
+        let bar = super::token_bar(ids.len(), "reading");
+        if ids.len() <= loaded.model.comet.chunk_size {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let mut decoder = CometDecoder::new(&loaded.model, state).with_progress(|n| {
+            bar.inc(n as u64);
+            if bar.position() >= ids.len() as u64 {
+                bar.finish_and_clear(); // before the answer is printed
+            }
+        });
         stream(&args, tokenizer, &mut decoder, &ids, stop)
     } else {
         let loaded = super::load(args.model.as_deref())?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use comet::comet::{load_snapshot, save_snapshot};
+use comet::comet::{load_snapshot, save_snapshot, Snapshot};
 
 use super::comet_args::CometArgs;
 
@@ -41,23 +41,26 @@ pub fn run(args: Args) -> Result<()> {
         .context("this model has no tokenizer")?;
     let ids = tokenizer.encode(&text, false)?;
     let model = &loaded.model;
-    let state = match &args.resume {
+    let snapshot = match &args.resume {
         Some(path) => load_snapshot(model, path)?,
-        None => model.empty_state(1),
+        None => Snapshot {
+            state: model.empty_state(1),
+            pending: Vec::new(),
+        },
     };
-    let before = state.tokens_read[0];
-    let bar = super::token_bar(ids.len(), "reading");
+    let bar = super::token_bar(snapshot.pending.len() + ids.len(), "reading");
     let start = Instant::now();
-    let state = model.absorb(&ids, state, |n| bar.inc(n as u64))?;
+    let snapshot = model.ingest(&ids, snapshot, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
-    save_snapshot(model, &state, &out)?;
+    save_snapshot(model, &snapshot, &out)?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     eprintln!(
-        "read {} tokens in {secs:.1}s ({:.0} tokens/s); memory now holds {} tokens read; saved {} ({:.1} MiB)",
+        "read {} tokens in {secs:.1}s ({:.0} tokens/s); memory holds {} tokens, {} more wait for the next chunk; saved {} ({:.1} MiB)",
         ids.len(),
         ids.len() as f64 / secs.max(1e-9),
-        before + ids.len(),
+        snapshot.state.tokens_read[0],
+        snapshot.pending.len(),
         out.display(),
         size as f64 / (1 << 20) as f64
     );

@@ -54,30 +54,36 @@ impl<B: Backend> CometModel<B> {
     }
 
     /// Summed next-token NLL `[1]` of a chunk's text tokens that have targets, and their
-    /// number; `None` when no token of the chunk has a target.
+    /// number; `None` when no token of the chunk has a target. The output head runs only
+    /// where there is a target (answer-only losses need a handful of a chunk's rows).
     pub fn chunk_nll(
         &self,
         layout: &ChunkLayout,
         hidden: Tensor<B, 3>,
     ) -> Option<(Tensor<B, 1>, usize)> {
         let device = hidden.device();
+        let [batch, len, d] = hidden.dims();
         let n = layout.text_positions.len();
-        let targets = &layout.targets;
-        let valid = targets.iter().filter(|&&t| t >= 0).count();
-        if valid == 0 {
+        // Rows of the flattened [batch * len] hidden states that predict a target.
+        let (rows, targets): (Vec<i64>, Vec<i64>) = layout
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| t >= 0)
+            .map(|(i, &t)| (((i / n) * len + layout.text_positions[i % n]) as i64, t))
+            .unzip();
+        let k = rows.len();
+        if k == 0 {
             return None;
         }
-        let logp = log_softmax(self.text_logits(layout, hidden), 2); // [batch, n, vocab]
-        let index: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
-        let weight: Vec<f32> = targets
-            .iter()
-            .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
-            .collect();
-        let index =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(index, [layout.batch, n]), &device);
-        let weight = Tensor::<B, 2>::from_data(TensorData::new(weight, [layout.batch, n]), &device);
-        let picked = logp.gather(2, index.unsqueeze_dim(2)).squeeze_dim::<2>(2);
-        Some(((picked * weight).sum().neg(), valid))
+        let picked = hidden
+            .reshape([batch * len, d])
+            .select(0, Tensor::from_data(TensorData::new(rows, [k]), &device))
+            .unsqueeze_dim::<3>(0);
+        let logp = log_softmax(self.llm.logits(picked), 2); // [1, k, vocab]
+        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [1, k]), &device);
+        let nll = logp.gather(2, targets.unsqueeze_dim(2)).sum().neg();
+        Some((nll, k))
     }
 
     /// Reads `ids` entirely into memory (every chunk, the last included, updates it).

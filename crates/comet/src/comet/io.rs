@@ -6,6 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 
+use super::adapter::{AdapterInfo, LORA_FILE, LORA_PARAMS};
 use super::model::CometModel;
 use crate::fsutil::write_atomic;
 use crate::memory::CometConfig;
@@ -18,7 +19,7 @@ pub const MEMORY_FILE: &str = "comet.safetensors";
 /// The CoMeT config file inside a CoMeT model directory.
 pub const CONFIG_FILE: &str = "comet.json";
 /// Parameters CoMeT adds to the base model.
-const MEMORY_PARAMS: &str = r"^(memory\.|special_embeddings)";
+pub(crate) const MEMORY_PARAMS: &str = r"^(memory\.|special_embeddings)";
 
 /// A CoMeT model with its tokenizer.
 pub struct LoadedComet<B: Backend> {
@@ -33,7 +34,12 @@ pub struct LoadedComet<B: Backend> {
 impl<B: Backend> CometModel<B> {
     /// Serialized memory modules and special embeddings (safetensors bytes).
     pub fn memory_bytes(&self) -> Result<Vec<u8>> {
-        let mut store = SafetensorsStore::from_bytes(None).with_regex(MEMORY_PARAMS);
+        self.params_bytes(MEMORY_PARAMS)
+    }
+
+    /// Serialized parameters whose paths match `regex` (safetensors bytes).
+    pub fn params_bytes(&self, regex: &str) -> Result<Vec<u8>> {
+        let mut store = SafetensorsStore::from_bytes(None).with_regex(regex);
         self.save_into(&mut store)
             .map_err(|e| Error::Input(format!("serializing memory: {e}")))?;
         store
@@ -59,30 +65,38 @@ impl<B: Backend> CometModel<B> {
 
     /// Replaces the memory modules with those stored in `path`.
     pub fn load_memory(&mut self, path: &Path) -> Result<()> {
+        self.load_params(
+            path,
+            MEMORY_PARAMS,
+            "(does comet.json match these weights?)",
+        )
+    }
+
+    /// Replaces every parameter matching `regex` with the one stored in `path`; each must
+    /// be there with its shape.
+    pub(crate) fn load_params(&mut self, path: &Path, regex: &str, hint: &str) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
-            .with_regex(MEMORY_PARAMS)
+            .with_regex(regex)
             .allow_partial(true);
         let result = self
             .load_from(&mut store)
             .map_err(|e| Error::corrupt(path, e.to_string()))?;
         if let Some(e) = result.errors.first() {
-            return Err(Error::corrupt(
-                path,
-                format!("{e} (does comet.json match these weights?)"),
-            ));
+            return Err(Error::corrupt(path, format!("{e} {hint}")));
         }
+        let wanted = regex::Regex::new(regex).expect("static regex");
         let missing: Vec<&str> = result
             .missing
             .iter()
             .map(|(p, _)| p.as_str())
-            .filter(|p| p.starts_with("memory.") || p.starts_with("special_embeddings"))
+            .filter(|p| wanted.is_match(p))
             .collect();
         if let Some(first) = missing.first() {
             return Err(Error::corrupt(
                 path,
                 format!(
-                    "{} memory tensors are missing, e.g. `{first}`",
+                    "{} tensors are missing, e.g. `{first}` {hint}",
                     missing.len()
                 ),
             ));
@@ -101,18 +115,20 @@ pub fn stored_config(path: &Path) -> Result<Option<CometConfig>> {
     }
 }
 
-/// Loads a base model (HF directory or GGUF) with CoMeT memory: from `comet.json` and
-/// `comet.safetensors` in the directory when present, else fresh modules for `config`
-/// (or the defaults). A `config` given for a trained directory replaces its stored one
-/// where the memory weights allow it (same slots and adapter rank).
-pub fn load_comet<B: Backend>(
-    path: &Path,
-    config: Option<CometConfig>,
-    device: &B::Device,
-) -> Result<LoadedComet<B>> {
-    let base = load_model::<B>(path, device)?;
-    let dir = if path.is_dir() { Some(path) } else { None };
-    let comet = match (stored_config(path)?, config) {
+/// Where a CoMeT model's memory comes from: the base model's own directory (a model
+/// saved whole) or an adapter directory on top of an unchanged base.
+fn memory_dir<'a>(path: &'a Path, adapter: Option<&'a Path>) -> Option<&'a Path> {
+    adapter.or(path.is_dir().then_some(path))
+}
+
+/// The config to build with: the stored one, changed by `given` where the memory weights
+/// allow it (same slots and adapter rank), else `given`, else the defaults.
+fn resolve_config(
+    stored: Option<CometConfig>,
+    given: Option<CometConfig>,
+    file: &Path,
+) -> Result<CometConfig> {
+    let comet = match (stored, given) {
         (Some(stored), None) => stored,
         (Some(stored), Some(config)) => {
             // Sizes and switches that do not shape a parameter may change (an ablation
@@ -123,7 +139,7 @@ pub fn load_comet<B: Backend>(
                 return Err(Error::Input(format!(
                     "{} stores memory for {} slots at adapter rank {}; the given CoMeT \
                      config asks for {} slots at rank {}",
-                    path.join(CONFIG_FILE).display(),
+                    file.display(),
                     stored.memory_slots,
                     stored.adapter_rank,
                     config.memory_slots,
@@ -136,10 +152,59 @@ pub fn load_comet<B: Backend>(
         (None, None) => CometConfig::default(),
     };
     comet.validate()?;
-    let mut model = CometModel::new(base.model, comet);
+    Ok(comet)
+}
+
+/// Loads a base model (HF directory or GGUF) with CoMeT memory: from `comet.json` and
+/// `comet.safetensors` in the directory when present, else fresh modules for `config`
+/// (or the defaults). A `config` given for a trained directory replaces its stored one
+/// where the memory weights allow it (same slots and adapter rank).
+pub fn load_comet<B: Backend>(
+    path: &Path,
+    config: Option<CometConfig>,
+    device: &B::Device,
+) -> Result<LoadedComet<B>> {
+    load_comet_adapter(path, None, config, device)
+}
+
+/// [`load_comet`] with the memory (and low-rank adapters) taken from an adapter directory
+/// (see [`super::adapter`]) made for this base; a base with other weights is refused.
+pub fn load_comet_adapter<B: Backend>(
+    path: &Path,
+    adapter: Option<&Path>,
+    config: Option<CometConfig>,
+    device: &B::Device,
+) -> Result<LoadedComet<B>> {
+    let base = load_model::<B>(path, device)?;
+    let info = adapter
+        .map(|dir| AdapterInfo::read(dir)?.check_base(dir, path, &base.model))
+        .transpose()?;
+    let dir = memory_dir(path, adapter);
+    let stored = dir.map(stored_config).transpose()?.flatten();
+    let file = dir.unwrap_or(path).join(CONFIG_FILE);
+    let comet = resolve_config(stored, config, &file)?;
+    let mut llm = base.model;
+    if let Some(lora) = info.as_ref().and_then(|i| i.lora.as_ref()) {
+        llm = llm.with_lora(lora, 0);
+    }
+    let mut model = CometModel::new(llm, comet);
     let weights = dir.map(|d| d.join(MEMORY_FILE)).filter(|p| p.exists());
-    if let Some(weights) = &weights {
-        model.load_memory(weights)?;
+    match (&weights, adapter) {
+        (Some(weights), _) => model.load_memory(weights)?,
+        (None, Some(dir)) => {
+            return Err(Error::Missing(format!(
+                "{}: an adapter directory needs {MEMORY_FILE}",
+                dir.display()
+            )))
+        }
+        (None, None) => {}
+    }
+    if let (Some(dir), Some(_)) = (adapter, model.llm.lora.as_ref()) {
+        model.load_params(
+            &dir.join(LORA_FILE),
+            LORA_PARAMS,
+            "(does adapter.json match?)",
+        )?;
     }
     let added = model.special_tokens().added(model.comet.special_tokens());
     let tokenizer = base

@@ -1,13 +1,17 @@
 //! The CoMeT recurrence: a base model plus memory, reading chunk by chunk.
 
+pub mod adapter;
 mod forward;
 mod hook;
 mod io;
 mod model;
 mod snapshot;
 
+pub use adapter::{base_fingerprint, AdapterInfo, ADAPTER_FILE, ADAPTER_PARAMS, LORA_FILE};
 pub use forward::{check_batch, Prefill};
 pub use hook::{ChunkHook, ChunkIndices};
-pub use io::{load_comet, stored_config, LoadedComet, CONFIG_FILE, MEMORY_FILE};
+pub use io::{
+    load_comet, load_comet_adapter, stored_config, LoadedComet, CONFIG_FILE, MEMORY_FILE,
+};
 pub use model::{ChunkOutput, CometModel};
-pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_VERSION};
+pub use snapshot::{load_snapshot, save_snapshot, Snapshot, SNAPSHOT_VERSION};

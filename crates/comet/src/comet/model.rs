@@ -31,20 +31,39 @@ pub struct ChunkOutput<B: Backend> {
     pub state: MemoryState<B>,
 }
 
+/// Per-column mean and standard deviation of a row-major `[rows, d]` table, on the host
+/// in f64 and a fixed order: a parallel device reduction may sum in a different order in
+/// another process, and snapshots check these exact values.
+fn column_stats(table: &[f32], d: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut sum, mut sq) = (vec![0f64; d], vec![0f64; d]);
+    for row in table.chunks_exact(d) {
+        for (j, &x) in row.iter().enumerate() {
+            sum[j] += x as f64;
+            sq[j] += x as f64 * x as f64;
+        }
+    }
+    let rows = (table.len() / d).max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|s| s / rows).collect();
+    let std = sq
+        .iter()
+        .zip(&mean)
+        .map(|(q, m)| (q / rows - m * m).max(0.0).sqrt())
+        .collect();
+    (mean, std)
+}
+
 impl<B: Backend> CometModel<B> {
     /// Adds fresh memory modules to `llm` (drawn from a fixed seed, so every process
     /// builds the same untrained memory); special-token embeddings start at the mean of
-    /// the existing embeddings.
+    /// the existing embeddings, the readouts' each with its own noise.
     pub fn new(llm: Llm<B>, comet: CometConfig) -> Self {
-        use rand::SeedableRng;
+        use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x00C0_4E7A);
         let device = llm.embed_tokens.weight.device();
         let d = llm.config().hidden_size;
         let memory = (0..llm.layers.len())
             .map(|_| LayerMemory::new(d, comet.adapter_rank, &mut rng, &device))
             .collect();
-        // On the host in f64, in a fixed order: a parallel device reduction may sum in a
-        // different order in another process, and snapshots check these exact values.
         let table: Vec<f32> = llm
             .embed_tokens
             .weight
@@ -53,17 +72,20 @@ impl<B: Backend> CometModel<B> {
             .convert::<f32>()
             .to_vec()
             .expect("f32 embeddings");
-        let mut mean = vec![0f64; d];
-        for row in table.chunks_exact(d) {
-            mean.iter_mut().zip(row).for_each(|(m, &x)| *m += x as f64);
-        }
-        let rows = (table.len() / d) as f64;
-        let row: Vec<f32> = mean.iter().map(|m| (m / rows) as f32).collect();
-        let special: Vec<f32> = row
-            .iter()
-            .copied()
-            .cycle()
-            .take(d * comet.special_tokens())
+        let (mean, std) = column_stats(&table, d);
+        // Readouts start apart (mean plus noise of half the embeddings' spread): identical
+        // readouts would write near-identical slots until training broke the tie.
+        let normal = rand_distr::Normal::new(0.0f64, 0.5).expect("valid std");
+        let special: Vec<f32> = (0..comet.special_tokens())
+            .flat_map(|t| {
+                let noise = t >= 2; // 0: slot placeholder, 1: compression token
+                (0..d)
+                    .map(|j| {
+                        let z = if noise { rng.sample(normal) } else { 0.0 };
+                        (mean[j] + z * std[j]) as f32
+                    })
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let special = Tensor::from_data(
             TensorData::new(special, [comet.special_tokens(), d]),

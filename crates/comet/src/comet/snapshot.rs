@@ -2,8 +2,13 @@
 //! can answer from it without re-reading. Size depends on the model, not the document.
 //!
 //! Format: a safetensors file whose metadata holds `format = "comet-memory"`, `version`,
-//! the model `fingerprint` (config + memory weights) and `tokens_read`; tensors
-//! `layers.{l}.global` `[m, hidden]` and `layers.{l}.queue` `[entries, hidden]`.
+//! the model `fingerprint` (config + memory weights), `tokens_read` and `pending` (the
+//! ids of a last partial chunk, as JSON); tensors `layers.{l}.global` `[m, hidden]` and
+//! `layers.{l}.queue` `[entries, hidden]`.
+//!
+//! Only whole chunks go into memory: the text after the last whole chunk stays pending and
+//! is read again in front of whatever comes next (more text, or a question), so reading a
+//! document in pieces lays it out exactly as reading it at once.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,14 +28,15 @@ pub const SNAPSHOT_VERSION: &str = "1";
 const FORMAT: &str = "comet-memory";
 
 impl<B: Backend> CometModel<B> {
-    /// Identifies the model a snapshot belongs to: base config, CoMeT config and the
-    /// memory weights (a snapshot is meaningless under other weights).
+    /// Identifies the model a snapshot belongs to: base config, CoMeT config, the memory
+    /// weights and any low-rank adapters (a snapshot is meaningless under other weights).
     pub fn fingerprint(&self) -> Result<String> {
         let mut hash = Sha256::new();
         hash.update(serde_json::to_vec(self.llm.config()).expect("serializable"));
         hash.update(serde_json::to_vec(&self.comet).expect("serializable"));
         // Tensor names and data only: the file's metadata map is written in an arbitrary order.
-        let bytes = self.memory_bytes()?;
+        // Low-rank adapters count too (a model without them hashes its memory alone).
+        let bytes = self.params_bytes(super::ADAPTER_PARAMS)?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Input(e.to_string()))?;
         let mut tensors = st.tensors();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -51,12 +57,46 @@ fn tensor_bytes<B: Backend>(t: Tensor<B, 3>) -> (Vec<usize>, Vec<u8>) {
     )
 }
 
-/// Saves the memory of one sample to `path` (atomically).
+/// A reader's state between documents: the memory, and text not yet read into it.
+#[derive(Debug)]
+pub struct Snapshot<B: Backend> {
+    /// Memory of the whole chunks read so far.
+    pub state: MemoryState<B>,
+    /// Text ids after the last whole chunk (fewer than a chunk), to be read first next time.
+    pub pending: Vec<u32>,
+}
+
+impl<B: Backend> CometModel<B> {
+    /// Reads `ids` after `snapshot`'s pending text: whole chunks into memory, the rest
+    /// left pending.
+    pub fn ingest(
+        &self,
+        ids: &[u32],
+        snapshot: Snapshot<B>,
+        on_chunk: impl FnMut(usize),
+    ) -> Result<Snapshot<B>> {
+        let mut all = snapshot.pending;
+        all.extend_from_slice(ids);
+        let whole = all.len() - all.len() % self.comet.chunk_size;
+        let state = if whole > 0 {
+            self.absorb(&all[..whole], snapshot.state, on_chunk)?
+        } else {
+            snapshot.state
+        };
+        Ok(Snapshot {
+            state,
+            pending: all[whole..].to_vec(),
+        })
+    }
+}
+
+/// Saves the memory (and pending text) of one sample to `path` (atomically).
 pub fn save_snapshot<B: Backend>(
     model: &CometModel<B>,
-    state: &MemoryState<B>,
+    snapshot: &Snapshot<B>,
     path: &Path,
 ) -> Result<()> {
+    let state = &snapshot.state;
     if state.batch() != 1 {
         return Err(Error::Input(
             "a snapshot holds the memory of one sample".into(),
@@ -90,6 +130,10 @@ pub fn save_snapshot<B: Backend>(
         ("fingerprint".to_string(), model.fingerprint()?),
         ("tokens_read".to_string(), state.tokens_read[0].to_string()),
         ("layers".to_string(), state.layers.len().to_string()),
+        (
+            "pending".to_string(),
+            serde_json::to_string(&snapshot.pending).expect("serializable"),
+        ),
     ]);
     let bytes =
         safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Input(e.to_string()))?;
@@ -97,7 +141,7 @@ pub fn save_snapshot<B: Backend>(
 }
 
 /// Loads a snapshot saved for `model`, refusing one made by another model or version.
-pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<MemoryState<B>> {
+pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<Snapshot<B>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| Error::corrupt(path, format!("not a CoMeT memory snapshot ({e})")))?;
@@ -145,6 +189,18 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<M
         let t = Tensor::<B, 2>::from_data(TensorData::new(values, [shape[0], shape[1]]), &device);
         Ok(Some((t.unsqueeze_dim(0), shape[0])))
     };
+    let pending: Vec<u32> = match meta.get("pending") {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| Error::corrupt(path, format!("metadata `pending`: {e}")))?,
+        None => Vec::new(),
+    };
+    if pending.len() >= model.comet.chunk_size {
+        return Err(Error::corrupt(
+            path,
+            format!("{} pending ids: more than a chunk", pending.len()),
+        ));
+    }
+    crate::generate::check_ids(&pending, model.llm.config().vocab_size)?;
     let mut state = model.empty_state(1);
     state.tokens_read[0] = field("tokens_read").parse().unwrap_or(0);
     for (l, layer) in state.layers.iter_mut().enumerate() {
@@ -158,5 +214,5 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<M
             queue: queue.map(|(t, _)| t),
         };
     }
-    Ok(state)
+    Ok(Snapshot { state, pending })
 }

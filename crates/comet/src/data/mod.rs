@@ -42,6 +42,16 @@ pub enum SourceConfig {
         /// Digits of the key.
         #[serde(default = "five")]
         digits: u32,
+        /// Needles per sample: more than one hides named keys, one of them asked for.
+        #[serde(default = "one_usize")]
+        needles: usize,
+        /// Depths of the asked-for needle are uniform in `min_depth..=max_depth` (a
+        /// curriculum can keep the needle in the first chunk, read only through memory).
+        #[serde(default)]
+        min_depth: f64,
+        /// See `min_depth`.
+        #[serde(default = "one")]
+        max_depth: f64,
         /// Loss on every token, not only the answer: a model trained from scratch learns
         /// to copy (the needle repeats its key) much sooner.
         #[serde(default)]
@@ -104,6 +114,8 @@ enum Source {
         min: usize,
         max: usize,
         digits: u32,
+        needles: usize,
+        depths: (f64, f64),
         all_tokens: bool,
         segments: usize,
     },
@@ -150,6 +162,9 @@ impl TrainData {
                     max_length,
                     haystack,
                     digits,
+                    needles,
+                    min_depth,
+                    max_depth,
                     loss_on_all_tokens,
                     segments,
                     ..
@@ -157,6 +172,13 @@ impl TrainData {
                     if min_length > max_length || *digits == 0 || *digits > 18 || *segments == 0 {
                         return Err(Error::Input(format!(
                             "passkey data: need min_length <= max_length, 1..=18 digits and at least one segment, got {min_length}, {max_length}, {digits}, {segments}"
+                        )));
+                    }
+                    if !(0.0 <= *min_depth && min_depth <= max_depth && *max_depth <= 1.0)
+                        || !(1..=40).contains(needles)
+                    {
+                        return Err(Error::Input(format!(
+                            "passkey data: need 0 <= min_depth <= max_depth <= 1 and 1..=40 needles, got {min_depth}, {max_depth}, {needles}"
                         )));
                     }
                     let filler = match haystack {
@@ -168,6 +190,8 @@ impl TrainData {
                         min: *min_length,
                         max: *max_length,
                         digits: *digits,
+                        needles: *needles,
+                        depths: (*min_depth, *max_depth),
                         all_tokens: *loss_on_all_tokens,
                         segments: *segments,
                     }
@@ -225,15 +249,18 @@ impl TrainData {
                 min,
                 max,
                 digits,
+                needles,
+                depths,
                 all_tokens,
                 segments,
             } => {
                 let mut gen = Passkey::new(&self.tokenizer, filler.clone());
                 gen.digits = *digits;
+                gen.needles = *needles;
                 let mut whole = Sequence::default();
                 for _ in 0..*segments {
                     let length = rng.random_range(*min..=*max);
-                    let depth = rng.random::<f64>();
+                    let depth = depths.0 + (depths.1 - depths.0) * rng.random::<f64>();
                     let sample = gen.sample(length, depth, rng.random())?;
                     let part = if *all_tokens {
                         Sequence::language_model(sample.ids)

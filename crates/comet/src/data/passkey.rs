@@ -1,6 +1,7 @@
 //! Passkey retrieval samples: a key hidden at a chosen depth of a haystack, asked for at
 //! the end. Seeded: the same (seed, length, depth) always gives the same sample.
 
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::filler::Filler;
@@ -10,7 +11,6 @@ use crate::{Error, Result};
 
 const TASK: &str = "There is an important info hidden inside a lot of irrelevant text. \
 Find it and memorize them. I will quiz you about the important information there.";
-const QUERY: &str = "\nWhat is the pass key? The pass key is";
 
 /// Builds passkey samples for one tokenizer and haystack.
 pub struct Passkey<'a> {
@@ -18,6 +18,8 @@ pub struct Passkey<'a> {
     filler: Filler,
     /// Digits of the key.
     pub digits: u32,
+    /// Needles per sample (more than one: named keys, one of them asked for).
+    pub needles: usize,
 }
 
 /// One passkey sample.
@@ -29,8 +31,10 @@ pub struct PasskeySample {
     pub answer_start: usize,
     /// The key, as text.
     pub key: String,
-    /// Token position of the needle's first token.
+    /// Token position of the (asked-for) needle's first token.
     pub needle_position: usize,
+    /// Token position just past that needle.
+    pub needle_end: usize,
     /// The needle's actual depth in the haystack, 0..1.
     pub depth: f64,
 }
@@ -50,63 +54,97 @@ pub fn mix_seed(parts: &[u64]) -> u64 {
     })
 }
 
+/// Names that label the keys of multi-needle samples.
+const NAMES: [&str; 40] = [
+    "apple", "river", "tiger", "violin", "harbor", "candle", "falcon", "garden", "marble",
+    "orchid", "pepper", "rocket", "saddle", "tunnel", "wizard", "anchor", "bishop", "cactus",
+    "dragon", "engine", "forest", "glacier", "hammer", "island", "jacket", "kettle", "lemon",
+    "magnet", "needle", "oyster", "parrot", "quartz", "rabbit", "salmon", "temple", "umbrella",
+    "valley", "walnut", "yogurt", "zebra",
+];
+
 impl<'a> Passkey<'a> {
-    /// A generator over `filler` with 5-digit keys.
+    /// A generator over `filler` with 5-digit keys and one needle.
     pub fn new(tokenizer: &'a Tokenizer, filler: Filler) -> Self {
         Self {
             tokenizer,
             filler,
             digits: 5,
+            needles: 1,
         }
     }
 
     /// A sample of exactly `length` tokens with the needle at `depth` (0 = start of the
-    /// haystack, 1 = end), both drawn from `seed`.
+    /// haystack, 1 = end), both drawn from `seed`. With several needles, each key is named
+    /// ("the pass key of the falcon"), the others sit at random depths, and the question
+    /// asks for the one at `depth`.
     pub fn sample(&self, length: usize, depth: f64, seed: u64) -> Result<PasskeySample> {
         if !(0.0..=1.0).contains(&depth) {
             return Err(Error::Input(format!("depth {depth} is outside 0..1")));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let low = 10u64.pow(self.digits - 1);
-        let key = rng.random_range(low..low * 10).to_string();
+        let n = self.needles.clamp(1, NAMES.len());
+        let mut names = NAMES.to_vec();
+        if n > 1 {
+            names.shuffle(&mut rng);
+        }
+        // Needle 0 is the one asked for.
+        let keys: Vec<String> = (0..n)
+            .map(|_| rng.random_range(low..low * 10).to_string())
+            .collect();
+        let mut depths = vec![depth];
+        depths.extend((1..n).map(|_| rng.random::<f64>()));
         let enc = |text: &str| self.tokenizer.encode(text, false);
+        let label = |i: usize| {
+            if n == 1 {
+                String::new()
+            } else {
+                format!(" of the {}", names[i])
+            }
+        };
+        let needles = (0..n)
+            .map(|i| {
+                let (key, of) = (&keys[i], label(i));
+                enc(&format!(
+                    " The pass key{of} is {key}. Remember it. {key} is the pass key{of}."
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let task = enc(TASK)?;
-        let needle = enc(&format!(
-            " The pass key is {key}. Remember it. {key} is the pass key."
+        let query = enc(&format!(
+            "\nWhat is the pass key{of}? The pass key{of} is",
+            of = label(0)
         ))?;
-        let query = enc(QUERY)?;
-        let answer = enc(&format!(" {key}"))?;
-        let fixed = task.len() + needle.len() + query.len() + answer.len();
-        let haystack = length.checked_sub(fixed).ok_or_else(|| {
+        let answer = enc(&format!(" {}", keys[0]))?;
+        let fixed = task.len() + needles.iter().map(Vec::len).sum::<usize>() + query.len();
+        let haystack = length.checked_sub(fixed + answer.len()).ok_or_else(|| {
             Error::Input(format!(
-                "a passkey sample needs more than {fixed} tokens, {length} asked"
+                "a passkey sample needs more than {} tokens, {length} asked",
+                fixed + answer.len()
             ))
         })?;
         let sentences = self.filler.sentences(self.tokenizer, haystack, &mut rng)?.0;
-        // Insert at the sentence start closest to the requested depth (the haystack's end
-        // counts as one).
-        let target = depth * haystack as f64;
-        let starts = sentences.iter().scan(0usize, |at, s| {
-            let start = *at;
-            *at += s.len();
-            Some(start)
-        });
-        let at = starts
-            .take_while(|&start| start < haystack)
-            .chain([haystack])
-            .min_by(|a, b| {
-                (*a as f64 - target)
-                    .abs()
-                    .total_cmp(&(*b as f64 - target).abs())
-            })
-            .expect("the haystack end is a candidate");
+        let at: Vec<usize> = depths
+            .iter()
+            .map(|d| insertion_point(&sentences, haystack, *d))
+            .collect();
         let mut filler: Vec<u32> = sentences.concat();
         filler.truncate(haystack);
+        // Needles in haystack order; ties keep needle order.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (at[i], i));
         let mut ids = task;
-        let needle_position = ids.len() + at;
-        ids.extend_from_slice(&filler[..at]);
-        ids.extend_from_slice(&needle);
-        ids.extend_from_slice(&filler[at..]);
+        let (mut done, mut needle_position) = (0, 0);
+        for i in order {
+            ids.extend_from_slice(&filler[done..at[i]]);
+            done = at[i];
+            if i == 0 {
+                needle_position = ids.len();
+            }
+            ids.extend_from_slice(&needles[i]);
+        }
+        ids.extend_from_slice(&filler[done..]);
         ids.extend_from_slice(&query);
         let answer_start = ids.len();
         ids.extend_from_slice(&answer);
@@ -114,13 +152,33 @@ impl<'a> Passkey<'a> {
         Ok(PasskeySample {
             ids,
             answer_start,
-            key,
+            key: keys[0].clone(),
             needle_position,
+            needle_end: needle_position + needles[0].len(),
             depth: if haystack == 0 {
                 0.0
             } else {
-                at as f64 / haystack as f64
+                at[0] as f64 / haystack as f64
             },
         })
     }
+}
+
+/// The sentence start closest to `depth` of a `haystack`-token filler (its end counts).
+fn insertion_point(sentences: &[Vec<u32>], haystack: usize, depth: f64) -> usize {
+    let target = depth * haystack as f64;
+    let starts = sentences.iter().scan(0usize, |at, s| {
+        let start = *at;
+        *at += s.len();
+        Some(start)
+    });
+    starts
+        .take_while(|&start| start < haystack)
+        .chain([haystack])
+        .min_by(|a, b| {
+            (*a as f64 - target)
+                .abs()
+                .total_cmp(&(*b as f64 - target).abs())
+        })
+        .expect("the haystack end is a candidate")
 }

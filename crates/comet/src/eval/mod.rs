@@ -7,6 +7,9 @@ mod ppl;
 mod qa;
 
 pub use metrics::{exact_match, normalize_answer, rouge_l, rouge_n, token_f1, QaScores};
-pub use passkey::{evaluate_passkey, greedy_matches, PasskeyCell, PasskeyGrid, TargetMatch};
+pub use passkey::{
+    evaluate_passkey, full_attention_matches, greedy_matches, PasskeyCell, PasskeyGrid, Reader,
+    TargetMatch,
+};
 pub use ppl::{chunk_perplexity, ChunkPerplexity};
 pub use qa::{evaluate_qa, QaOptions, QaPrediction};

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::comet::{check_batch, CometModel};
 use crate::data::{mix_seed, Passkey};
 use crate::layout::Sequence;
-use crate::Result;
+use crate::model::Llm;
+use crate::{Error, Result};
 
 /// Which cells and how many trials.
 #[derive(Debug, Clone)]
@@ -40,6 +41,42 @@ pub struct PasskeyCell {
     /// (partial credit: shows retrieval forming before whole keys come out right).
     #[serde(default)]
     pub token_accuracy: f64,
+    /// Trials whose needle (some of it) sits in the question's own chunk: answerable
+    /// without memory, so counted apart below.
+    #[serde(default)]
+    pub in_question_chunk: usize,
+    /// Trials whose needle only memory can bring to the question.
+    #[serde(default)]
+    pub memory_trials: usize,
+    /// Of those, the ones answered exactly.
+    #[serde(default)]
+    pub memory_correct: usize,
+}
+
+/// What reads the samples: CoMeT (chunk by chunk, through memory) or the plain base
+/// model attending to the whole input at once (the full-attention reference).
+pub enum Reader<'a, B: Backend> {
+    /// The memory model.
+    Memory(&'a CometModel<B>),
+    /// Full attention over the whole input (no chunks, no memory).
+    FullAttention(&'a Llm<B>),
+}
+
+impl<B: Backend> Reader<'_, B> {
+    /// Text tokens per chunk; the whole input is one chunk under full attention.
+    fn chunk_size(&self) -> usize {
+        match self {
+            Self::Memory(model) => model.comet.chunk_size,
+            Self::FullAttention(_) => usize::MAX,
+        }
+    }
+
+    fn matches(&self, batch: &[Sequence]) -> Result<Vec<TargetMatch>> {
+        match self {
+            Self::Memory(model) => greedy_matches(model, batch),
+            Self::FullAttention(llm) => full_attention_matches(llm, batch),
+        }
+    }
 }
 
 /// How much of one sample's target greedy decoding reproduces.
@@ -90,41 +127,106 @@ pub fn greedy_matches<B: Backend>(
     Ok(matches)
 }
 
+/// [`greedy_matches`] for the plain base model reading each sample whole (equal lengths).
+pub fn full_attention_matches<B: Backend>(
+    llm: &Llm<B>,
+    batch: &[Sequence],
+) -> Result<Vec<TargetMatch>> {
+    check_batch(batch)?;
+    let len = batch[0].tokens.len();
+    if batch.iter().any(|s| s.tokens.len() != len) {
+        return Err(Error::Input(
+            "full-attention scoring needs samples of one length".into(),
+        ));
+    }
+    let device = llm.embed_tokens.weight.device();
+    let ids: Vec<i64> = batch
+        .iter()
+        .flat_map(|s| s.tokens.iter().map(|&t| t as i64))
+        .collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.len(), len]), &device);
+    // Only positions with a target need the output head (a 49k vocabulary).
+    let first = batch
+        .iter()
+        .filter_map(|s| s.targets.iter().position(Option::is_some))
+        .min()
+        .unwrap_or(len - 1);
+    let hidden = llm.forward_normed(ids, None);
+    let d = hidden.dims()[2];
+    let predicted = llm
+        .logits(hidden.slice([0..batch.len(), first..len, 0..d]))
+        .argmax(2)
+        .into_data();
+    let predicted: Vec<i64> = predicted.iter::<i64>().collect();
+    let span = len - first;
+    Ok(batch
+        .iter()
+        .enumerate()
+        .map(|(b, s)| {
+            let mut m = TargetMatch::default();
+            for (i, target) in s.targets.iter().enumerate().skip(first) {
+                if let Some(t) = target {
+                    m.total += 1;
+                    m.correct += usize::from(*t as i64 == predicted[b * span + i - first]);
+                }
+            }
+            m
+        })
+        .collect())
+}
+
 /// Runs the grid; `on_batch(trials_done, tokens_read)` after every batch.
 pub fn evaluate_passkey<B: Backend>(
-    model: &CometModel<B>,
+    reader: &Reader<'_, B>,
     passkey: &Passkey,
     grid: &PasskeyGrid,
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<Vec<PasskeyCell>> {
+    let chunk = reader.chunk_size();
     let mut cells = Vec::new();
     for &length in &grid.lengths {
         for &depth in &grid.depths {
-            let (mut correct, mut keys) = (0, TargetMatch::default());
-            let trials: Vec<u64> = (0..grid.trials as u64).collect();
-            for chunk in trials.chunks(grid.batch_size.max(1)) {
-                let batch = chunk
-                    .iter()
-                    .map(|&t| {
-                        let seed = mix_seed(&[grid.seed, length as u64, depth.to_bits(), t]);
-                        Ok(passkey.sample(length, depth, seed)?.sequence())
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                for m in greedy_matches(model, &batch)? {
-                    correct += usize::from(m.exact());
-                    keys.correct += m.correct;
-                    keys.total += m.total;
-                }
-                on_batch(chunk.len(), chunk.len() * length);
-            }
-            cells.push(PasskeyCell {
+            let mut cell = PasskeyCell {
                 length,
                 depth,
                 trials: grid.trials,
-                correct,
-                accuracy: correct as f64 / grid.trials.max(1) as f64,
-                token_accuracy: keys.correct as f64 / keys.total.max(1) as f64,
-            });
+                correct: 0,
+                accuracy: 0.0,
+                token_accuracy: 0.0,
+                in_question_chunk: 0,
+                memory_trials: 0,
+                memory_correct: 0,
+            };
+            let mut keys = TargetMatch::default();
+            let trials: Vec<u64> = (0..grid.trials as u64).collect();
+            for group in trials.chunks(grid.batch_size.max(1)) {
+                let samples = group
+                    .iter()
+                    .map(|&t| {
+                        let seed = mix_seed(&[grid.seed, length as u64, depth.to_bits(), t]);
+                        passkey.sample(length, depth, seed)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let batch: Vec<Sequence> = samples.iter().map(|s| s.sequence()).collect();
+                for (sample, m) in samples.iter().zip(reader.matches(&batch)?) {
+                    // The question ends at the token before the answer; a needle ending in
+                    // that token's chunk is visible to it without memory.
+                    let in_context =
+                        (sample.needle_end - 1) / chunk >= (sample.answer_start - 1) / chunk;
+                    cell.correct += usize::from(m.exact());
+                    cell.in_question_chunk += usize::from(in_context);
+                    if !in_context {
+                        cell.memory_trials += 1;
+                        cell.memory_correct += usize::from(m.exact());
+                    }
+                    keys.correct += m.correct;
+                    keys.total += m.total;
+                }
+                on_batch(group.len(), group.len() * length);
+            }
+            cell.accuracy = cell.correct as f64 / grid.trials.max(1) as f64;
+            cell.token_accuracy = keys.correct as f64 / keys.total.max(1) as f64;
+            cells.push(cell);
         }
     }
     Ok(cells)

@@ -22,6 +22,8 @@ pub struct CometDecoder<'a, B: Backend> {
     cache: KvCache<B>,
     /// Text tokens of the current (final) chunk so far.
     chunk_tokens: Vec<u32>,
+    /// Told the text tokens of each chunk the prefill reads (a progress bar).
+    on_chunk: Option<Box<dyn FnMut(usize) + 'a>>,
 }
 
 impl<'a, B: Backend> CometDecoder<'a, B> {
@@ -32,13 +34,25 @@ impl<'a, B: Backend> CometDecoder<'a, B> {
             model,
             state,
             chunk_tokens: Vec::new(),
+            on_chunk: None,
         }
+    }
+
+    /// Reports the text tokens of every chunk the prefill reads to `on_chunk`.
+    pub fn with_progress(mut self, on_chunk: impl FnMut(usize) + 'a) -> Self {
+        self.on_chunk = Some(Box::new(on_chunk));
+        self
     }
 }
 
 impl<B: Backend> Decoder for CometDecoder<'_, B> {
     fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
-        let prefill = self.model.prefill(ids, self.state.clone(), |_| {})?;
+        let on_chunk = &mut self.on_chunk;
+        let prefill = self.model.prefill(ids, self.state.clone(), |n| {
+            if let Some(f) = on_chunk.as_mut() {
+                f(n)
+            }
+        })?;
         self.state = prefill.state;
         self.cache = prefill.cache;
         self.chunk_tokens = ids[ids.len() - prefill.final_text..].to_vec();

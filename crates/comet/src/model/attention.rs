@@ -6,6 +6,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::cache::KvCache;
+use super::lora::{project, Lora};
 use super::rope::RopeTables;
 
 /// Which key positions each query may see.
@@ -38,6 +39,14 @@ pub struct Attention<B: Backend> {
     pub num_kv_heads: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// Low-rank adapters on the projections (none in a plain model).
+    pub q_lora: Option<Lora<B>>,
+    /// Adapter on `k_proj`.
+    pub k_lora: Option<Lora<B>>,
+    /// Adapter on `v_proj`.
+    pub v_lora: Option<Lora<B>>,
+    /// Adapter on `o_proj`.
+    pub o_lora: Option<Lora<B>>,
 }
 
 impl<B: Backend> Attention<B> {
@@ -53,13 +62,21 @@ impl<B: Backend> Attention<B> {
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
-        let q = self.heads(self.q_proj.forward(x.clone()), self.num_heads, &self.q_norm);
+        let q = self.heads(
+            project(&self.q_proj, &self.q_lora, x.clone()),
+            self.num_heads,
+            &self.q_norm,
+        );
         let k = self.heads(
-            self.k_proj.forward(x.clone()),
+            project(&self.k_proj, &self.k_lora, x.clone()),
             self.num_kv_heads,
             &self.k_norm,
         );
-        let v = self.heads(self.v_proj.forward(x), self.num_kv_heads, &None);
+        let v = self.heads(
+            project(&self.v_proj, &self.v_lora, x),
+            self.num_kv_heads,
+            &None,
+        );
         let (q, k) = (rope.apply(q), rope.apply(k));
         let (k, v) = match cache {
             Some((cache, layer)) => {
@@ -86,7 +103,7 @@ impl<B: Backend> Attention<B> {
         let out = attention(q, k, v, mask, None, options)
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        self.o_proj.forward(out)
+        project(&self.o_proj, &self.o_lora, out)
     }
 
     /// `[batch, seq, n * head_dim]` -> `[batch, n, seq, head_dim]`, normalised per head if asked.

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use super::attention::AttentionMask;
 use super::block::DecoderLayer;
 use super::cache::KvCache;
+use super::lora::LoraConfig;
 use super::rope::Rope;
 use crate::config::ModelConfig;
 
@@ -53,6 +54,9 @@ pub struct Llm<B: Backend> {
     /// RoPE frequencies.
     #[module(skip)]
     pub rope: Rope,
+    /// The low-rank adapters' config, when the layers carry adapters.
+    #[module(skip)]
+    pub lora: Option<LoraConfig>,
 }
 
 impl<B: Backend> Llm<B> {

@@ -4,6 +4,8 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use super::lora::{project, Lora};
+
 /// `down(silu(gate(x)) * up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
@@ -13,12 +15,19 @@ pub struct Mlp<B: Backend> {
     pub up_proj: Linear<B>,
     /// `[intermediate, hidden]`.
     pub down_proj: Linear<B>,
+    /// Low-rank adapter on `gate_proj` (none in a plain model).
+    pub gate_lora: Option<Lora<B>>,
+    /// Adapter on `up_proj`.
+    pub up_lora: Option<Lora<B>>,
+    /// Adapter on `down_proj`.
+    pub down_lora: Option<Lora<B>>,
 }
 
 impl<B: Backend> Mlp<B> {
     /// `[batch, seq, hidden] -> [batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(project(&self.gate_proj, &self.gate_lora, x.clone()));
+        let up = project(&self.up_proj, &self.up_lora, x);
+        project(&self.down_proj, &self.down_lora, gate * up)
     }
 }

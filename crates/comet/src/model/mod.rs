@@ -4,6 +4,7 @@ mod attention;
 mod block;
 mod cache;
 mod llm;
+mod lora;
 mod mlp;
 mod rope;
 
@@ -11,5 +12,6 @@ pub use attention::{Attention, AttentionMask};
 pub use block::DecoderLayer;
 pub use cache::{KvCache, LayerCache};
 pub use llm::{ForwardInput, LayerHook, Llm, NoHook};
+pub use lora::{project, Lora, LoraConfig, LoraTarget};
 pub use mlp::Mlp;
 pub use rope::{Rope, RopeTables};

@@ -3,15 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer};
+use burn::prelude::*;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use super::TrainConfig;
-use crate::comet::CometModel;
+use super::{TrainConfig, TrainMode};
+use crate::comet::{CometModel, ADAPTER_PARAMS};
+use crate::data::mix_seed;
 use crate::fsutil::{recover_dir, replace_dir, write_atomic};
 use crate::{Error, Result};
 
@@ -20,6 +22,7 @@ pub type Adam<B> = OptimizerAdaptor<AdamW, CometModel<B>, B>;
 type AdamRecord<B> = <Adam<B> as Optimizer<CometModel<B>, B>>::Record;
 
 const STATE_FILE: &str = "trainer.json";
+const TRAINABLE_FILE: &str = "trainable.safetensors";
 const MODEL_RECORD: &str = "model";
 const OPTIMIZER_RECORD: &str = "optimizer";
 const FORMAT: u32 = 1;
@@ -57,10 +60,18 @@ pub fn save<B: AutodiffBackend>(
     state: &TrainerState,
 ) -> Result<()> {
     replace_dir(dir, |tmp| {
-        model
-            .clone()
-            .save_file(tmp.join(MODEL_RECORD), &recorder())
-            .map_err(|e| record_err(tmp, e))?;
+        if state.config.mode.freezes_base() {
+            // The frozen base is the file the run started from: keep only what trains.
+            write_atomic(
+                &tmp.join(TRAINABLE_FILE),
+                &model.params_bytes(ADAPTER_PARAMS)?,
+            )?;
+        } else {
+            model
+                .clone()
+                .save_file(tmp.join(MODEL_RECORD), &recorder())
+                .map_err(|e| record_err(tmp, e))?;
+        }
         let records = (optimizers[0].to_record(), optimizers[1].to_record());
         Recorder::<B>::record(&recorder(), records, tmp.join(OPTIMIZER_RECORD))
             .map_err(|e| record_err(tmp, e))?;
@@ -92,19 +103,57 @@ pub fn read_state(dir: &Path) -> Result<Option<TrainerState>> {
 }
 
 /// Loads the model and optimizer records of the checkpoint in `dir` into `model` (built
-/// with the same config) and fresh optimizers.
+/// with the same config, ids from [`stable_ids`]) and fresh optimizers.
 pub fn load<B: AutodiffBackend>(
     dir: &Path,
-    model: CometModel<B>,
+    mut model: CometModel<B>,
     optimizers: [Adam<B>; 2],
+    mode: TrainMode,
     device: &B::Device,
 ) -> Result<(CometModel<B>, [Adam<B>; 2])> {
-    let model = model
-        .load_file(dir.join(MODEL_RECORD), &recorder(), device)
-        .map_err(|e| record_err(dir, e))?;
+    let model = if mode.freezes_base() {
+        model.load_params(
+            &dir.join(TRAINABLE_FILE),
+            ADAPTER_PARAMS,
+            "(a checkpoint of another model?)",
+        )?;
+        model
+    } else {
+        model
+            .load_file(dir.join(MODEL_RECORD), &recorder(), device)
+            .map_err(|e| record_err(dir, e))?
+    };
     let (a, b): (AdamRecord<B>, AdamRecord<B>) =
         Recorder::<B>::load(&recorder(), dir.join(OPTIMIZER_RECORD), device)
             .map_err(|e| record_err(dir, e))?;
     let [oa, ob] = optimizers;
     Ok((model, [oa.load_record(a), ob.load_record(b)]))
+}
+
+/// Gives every parameter an id derived from its path (`memory.3.global.gate.weight`), so
+/// the optimizer state of a checkpoint, keyed by id, finds its parameters in a model
+/// rebuilt by another process (fresh modules get random ids).
+pub fn stable_ids<B: AutodiffBackend>(model: CometModel<B>) -> CometModel<B> {
+    struct Ids(Vec<String>);
+    impl<B: Backend> ModuleMapper<B> for Ids {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (_, tensor, mapper) = param.consume();
+            let id = mix_seed(&[0x1D5, fnv(&self.0.join("."))]);
+            Param::from_mapped_value(ParamId::from(id), tensor, mapper)
+        }
+    }
+    model.map(&mut Ids(Vec::new()))
+}
+
+/// FNV-1a of a string.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }

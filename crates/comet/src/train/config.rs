@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::SourceConfig;
 use crate::memory::CometConfig;
+use crate::model::LoraConfig;
 use crate::{Error, Result};
 
 /// Where the base model comes from.
@@ -36,6 +37,16 @@ pub enum TrainMode {
     FrozenBase,
     /// Only the memory modules (gates, norms, adapters) train.
     MemoryOnly,
+    /// The base model frozen; low-rank adapters on its projections (`lora`), the memory
+    /// modules and the special-token embeddings train.
+    Lora,
+}
+
+impl TrainMode {
+    /// Whether the base weights stay as loaded (the run's product is an adapter directory).
+    pub fn freezes_base(self) -> bool {
+        self != Self::Full
+    }
 }
 
 /// Float precision of training.
@@ -68,6 +79,13 @@ pub struct TrainConfig {
     /// Memory sizes (defaults when absent; a trained model directory brings its own).
     #[serde(default)]
     pub comet: Option<CometConfig>,
+    /// An adapter directory to continue from (memory, special embeddings, LoRA), made for
+    /// the pretrained base.
+    #[serde(default)]
+    pub adapter: Option<PathBuf>,
+    /// Rank, scale and targets of the low-rank adapters (mode `lora`).
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
     /// The data mixture.
     pub data: Vec<SourceConfig>,
     /// Optimizer steps.
@@ -162,6 +180,9 @@ impl TrainConfig {
             ModelSource::Pretrained(p) => fix(p)?,
             ModelSource::Scratch { config, .. } => fix(config)?,
         }
+        if let Some(p) = &mut self.adapter {
+            fix(p)?
+        }
         for source in &mut self.data {
             match source {
                 SourceConfig::Passkey { haystack, .. } => {
@@ -203,6 +224,15 @@ impl TrainConfig {
         }
         if let Some(c) = &self.comet {
             c.validate()?;
+        }
+        if let Some(lora) = &self.lora {
+            lora.validate()?;
+        }
+        if self.mode == TrainMode::Lora && self.lora.is_none() && self.adapter.is_none() {
+            return bad("mode `lora` needs a `lora` config (rank, alpha, targets) or an `adapter`");
+        }
+        if self.adapter.is_some() && !matches!(self.model, ModelSource::Pretrained(_)) {
+            return bad("`adapter` needs a pretrained base model");
         }
         Ok(())
     }

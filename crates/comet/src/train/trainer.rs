@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, checkpoint_dir, Adam, TrainerState};
 use super::{grads, recomputed_gradients, ModelSource, Precision, TrainConfig, TrainMode};
-use crate::comet::{load_comet, CometModel};
+use crate::comet::{base_fingerprint, load_comet_adapter, CometModel};
 use crate::config::ModelConfig;
 use crate::data::{mix_seed, TrainData};
 use crate::fsutil::replace_dir;
@@ -73,6 +73,7 @@ pub struct Trainer<B: AutodiffBackend> {
     optimizers: [Adam<B>; 2],
     memory_ids: HashSet<ParamId>,
     step: usize,
+    base: Option<Base>,
 }
 
 /// Totals of a finished run.
@@ -107,7 +108,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 },
             )?;
         }
-        let (model, tokenizer) = build_model::<B>(&config, device)?;
+        let (model, tokenizer, base) = build_model::<B>(&config, device)?;
         let model = freeze(model, config.mode);
         let data = TrainData::open(&config.data, tokenizer.clone(), config.seed)?;
         let adam = AdamWConfig::new()
@@ -119,7 +120,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let (model, optimizers, step) = match (saved, resume) {
             (Some(state), true) => {
                 check_resumable(&state.config, &config)?;
-                let (model, optimizers) = checkpoint::load(&dir, model, optimizers, device)?;
+                let (model, optimizers) =
+                    checkpoint::load(&dir, model, optimizers, config.mode, device)?;
                 (model, optimizers, state.step)
             }
             (Some(state), false) => {
@@ -141,6 +143,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             optimizers,
             memory_ids,
             step,
+            base,
         };
         trainer.truncate_log()?;
         Ok(trainer)
@@ -211,7 +214,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let memory = grads::take(&self.model, &mut all, &self.memory_ids);
         let lr = c.lr_at(self.step);
         let [base_opt, memory_opt] = &mut self.optimizers;
-        if c.mode == TrainMode::Full {
+        if matches!(c.mode, TrainMode::Full | TrainMode::Lora) {
+            // Only parameters with gradients move: under `lora`, the adapters.
             self.model = base_opt.step(lr, self.model.clone(), all);
         }
         self.model = memory_opt.step(lr * c.memory_lr_multiplier, self.model.clone(), memory);
@@ -288,14 +292,22 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let [a, b] = &self.optimizers;
         checkpoint::save(&checkpoint_dir(&self.config), &self.model, [a, b], &state)?;
-        replace_dir(&self.model_dir(), |tmp| {
-            self.model.save(tmp, Some(&self.tokenizer))
+        replace_dir(&self.model_dir(), |tmp| match &self.base {
+            Some(base) if self.config.mode.freezes_base() => {
+                self.model.save_adapter(tmp, &base.name, &base.fingerprint)
+            }
+            _ => self.model.save(tmp, Some(&self.tokenizer)),
         })
     }
 
-    /// Where the loadable model is exported.
+    /// Where the product is exported: `out/adapter` (load it with the base model) when a
+    /// pretrained base stays frozen, else `out/model` (a whole model directory).
     pub fn model_dir(&self) -> PathBuf {
-        self.config.out.join("model")
+        let name = match &self.base {
+            Some(_) if self.config.mode.freezes_base() => "adapter",
+            _ => "model",
+        };
+        self.config.out.join(name)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -341,18 +353,49 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 }
 
-/// The model and tokenizer a config starts from.
+/// The pretrained base a run adapts: its name and weight fingerprint, written into the
+/// adapter directory so the adapter loads only on the same weights.
+struct Base {
+    name: String,
+    fingerprint: String,
+}
+
+/// The model and tokenizer a config starts from (and the pretrained base, if any).
 fn build_model<B: AutodiffBackend>(
     config: &TrainConfig,
     device: &B::Device,
-) -> Result<(CometModel<B>, Tokenizer)> {
+) -> Result<(CometModel<B>, Tokenizer, Option<Base>)> {
     match &config.model {
         ModelSource::Pretrained(path) => {
-            let loaded = load_comet::<B>(path, config.comet.clone(), device)?;
+            let loaded = load_comet_adapter::<B>(
+                path,
+                config.adapter.as_deref(),
+                config.comet.clone(),
+                device,
+            )?;
             let tokenizer = loaded.tokenizer.ok_or_else(|| {
                 Error::Missing(format!("{}: training needs a tokenizer", path.display()))
             })?;
-            Ok((loaded.model, tokenizer))
+            let mut model = loaded.model;
+            let base = Base {
+                name: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                ),
+                fingerprint: base_fingerprint(&model.llm)?,
+            };
+            if config.mode == TrainMode::Lora {
+                model.llm = match (model.llm.lora.as_ref(), &config.lora) {
+                    (None, Some(lora)) => model.llm.with_lora(lora, mix_seed(&[config.seed, 11])),
+                    (Some(have), Some(want)) if have != want => {
+                        return Err(Error::Training(format!(
+                            "the adapter's LoRA config ({have:?}) differs from the training config's ({want:?})"
+                        )))
+                    }
+                    _ => model.llm,
+                };
+            }
+            Ok((model, tokenizer, Some(base)))
         }
         ModelSource::Scratch { config: path, seed } => {
             let model_config = ModelConfig::from_hf_file(path)?;
@@ -364,26 +407,31 @@ fn build_model<B: AutodiffBackend>(
             }
             let comet = config.comet.clone().unwrap_or_default();
             comet.validate()?;
-            let model = CometModel::new(
-                random_llm_from::<B>(&model_config, RandomWeights::for_training(*seed), device),
-                comet,
-            );
+            let mut llm =
+                random_llm_from::<B>(&model_config, RandomWeights::for_training(*seed), device);
+            if let (TrainMode::Lora, Some(lora)) = (config.mode, &config.lora) {
+                llm = llm.with_lora(lora, mix_seed(&[config.seed, 11]));
+            }
+            let model = CometModel::new(llm, comet);
             let added = model.special_tokens().added(model.comet.special_tokens());
             let tokenizer = byte_level()?.with_special_tokens(&added)?;
-            Ok((model, tokenizer))
+            Ok((model, tokenizer, None))
         }
     }
 }
 
-/// Freezes what the mode keeps fixed.
+/// Freezes what the mode keeps fixed; parameter ids follow from their paths, so a
+/// checkpoint's optimizer state finds its parameters in any process.
 fn freeze<B: AutodiffBackend>(mut model: CometModel<B>, mode: TrainMode) -> CometModel<B> {
-    if mode != TrainMode::Full {
-        model.llm = model.llm.no_grad();
-    }
+    model.llm = match mode {
+        TrainMode::Full => model.llm,
+        TrainMode::Lora => model.llm.freeze_base(),
+        TrainMode::FrozenBase | TrainMode::MemoryOnly => model.llm.no_grad(),
+    };
     if mode == TrainMode::MemoryOnly {
         model.special_embeddings = model.special_embeddings.set_require_grad(false);
     }
-    model
+    checkpoint::stable_ids(model)
 }
 
 /// A checkpoint continues only under the config it was made with (the number of steps and

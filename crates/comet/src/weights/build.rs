@@ -95,6 +95,10 @@ impl<B: Backend> Builder<'_, B> {
             num_heads: c.num_heads,
             num_kv_heads: c.num_kv_heads,
             head_dim: hd,
+            q_lora: None,
+            k_lora: None,
+            v_lora: None,
+            o_lora: None,
         };
         Ok(DecoderLayer {
             input_layernorm: self.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
@@ -118,6 +122,9 @@ impl<B: Backend> Builder<'_, B> {
                     d,
                     false,
                 )?,
+                gate_lora: None,
+                up_lora: None,
+                down_lora: None,
             },
         })
     }
@@ -201,6 +208,7 @@ pub fn build_llm<B: Backend>(
         lm_head,
         config: config.clone(),
         rope: Rope::new(config),
+        lora: None,
     })
 }
 

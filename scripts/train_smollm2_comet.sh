@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Trains the SmolLM2-135M-Instruct CoMeT adapter (LoRA on attention + memory + special
+# embeddings, frozen base) through the curriculum in assets/recipes/smollm2-comet/:
+#   stage1  256-token passkey inputs, the needle mostly in the first of two 128-token chunks
+#   stage2  512 tokens (4 chunks), needles up to 70% deep, some samples with 3 named needles
+#   stage3  1,024 tokens (8 chunks)
+#   stage4  2,048 tokens (16 chunks), some steps with smaller chunks
+# Each stage continues from the previous stage's adapter; every stage resumes exactly from
+# its checkpoint (in $COMET_CACHE/runs/), so re-running the script goes on where it stopped.
+# Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
+# King James Bible is kept out of training for evaluation.
+#
+# Usage: scripts/train_smollm2_comet.sh [FIRST_STAGE] [LAST_STAGE]   (default 1 4)
+#   CUDA=1  builds with the cuda feature and multiplies batch sizes by GPU_BATCH (8).
+# At the end the last stage's adapter is copied to assets/adapters/smollm2-comet/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FIRST="${1:-1}"
+LAST="${2:-4}"
+RECIPE=assets/recipes/smollm2-comet
+CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
+export COMET_CACHE="$CACHE"
+bash scripts/fetch_assets.sh smollm2 >/dev/null
+bash scripts/fetch_assets.sh haystack >/dev/null
+bash scripts/fetch_assets.sh corpora >/dev/null
+if [ "${CUDA:-0}" = 1 ]; then
+  cargo build --release -p comet-cli --no-default-features --features cuda
+else
+  cargo build --release -p comet-cli
+fi
+COMET="${CARGO_TARGET_DIR:-target}/release/comet"
+for stage in $(seq "$FIRST" "$LAST"); do
+  config="$RECIPE/stage$stage.json"
+  if [ "${CUDA:-0}" = 1 ]; then
+    mkdir -p "$CACHE/runs"
+    jq --argjson k "${GPU_BATCH:-8}" '.batch_size *= $k' "$config" > "$CACHE/runs/stage$stage-cuda.json"
+    config="$CACHE/runs/stage$stage-cuda.json"
+  fi
+  "$COMET" train --config "$config" --resume
+done
+rm -rf assets/adapters/smollm2-comet.tmp
+cp -r "$CACHE/runs/smollm2-comet-stage$LAST/adapter" assets/adapters/smollm2-comet.tmp
+rm -rf assets/adapters/smollm2-comet
+mv assets/adapters/smollm2-comet.tmp assets/adapters/smollm2-comet
+echo "adapter: assets/adapters/smollm2-comet" >&2
