@@ -372,3 +372,50 @@ fn attention_gradients_match_finite_differences() {
         before - after
     );
 }
+
+#[test]
+fn a_run_moved_to_another_directory_resumes() {
+    let _serial = autodiff_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, moved) = (tmp.path().join("first"), tmp.path().join("moved"));
+    std::fs::create_dir_all(&first).unwrap();
+    let mut model = tiny_config(true);
+    model.vocab_size = 256;
+    std::fs::write(
+        first.join("model.json"),
+        serde_json::to_vec(&model.to_hf_json()).unwrap(),
+    )
+    .unwrap();
+    corpus(&first);
+    // Paths through a variable, as the recipes write them with ${COMET_CACHE}.
+    let file = first.join("train.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "model": {"scratch": {"config": "${COMET_TEST_MOVED_RUN}/model.json"}},
+            "comet": {"chunk_size": 48, "memory_slots": 4, "compression_stride": 8,
+                      "temp_budget": 12, "adapter_rank": 2},
+            "data": [{"kind": "text", "path": "${COMET_TEST_MOVED_RUN}/corpus.txt", "length": 100}],
+            "steps": 4, "batch_size": 2, "lr": 3e-3, "checkpoint_every": 2,
+            "out": "${COMET_TEST_MOVED_RUN}/run",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::env::set_var("COMET_TEST_MOVED_RUN", &first);
+    let config = TrainConfig::from_file(&file).unwrap();
+    let mut trainer = Trainer::<TB>::new(config, false, &Default::default()).unwrap();
+    trainer.train_step().unwrap();
+    trainer.train_step().unwrap();
+    trainer.save_checkpoint().unwrap();
+    drop(trainer);
+
+    // The whole folder moves (another machine, another cache directory).
+    std::fs::rename(&first, &moved).unwrap();
+    std::env::set_var("COMET_TEST_MOVED_RUN", &moved);
+    let config = TrainConfig::from_file(&moved.join("train.json")).unwrap();
+    let mut resumed = Trainer::<TB>::new(config.clone(), true, &Default::default()).unwrap();
+    assert_eq!(resumed.step_count(), 2);
+    resumed.run(&mut Silent).unwrap();
+    assert_eq!(log(&config).len(), 4);
+}

@@ -36,6 +36,9 @@ pub struct TrainerState {
     pub step: usize,
     /// The config the run started with.
     pub config: TrainConfig,
+    /// The same as written in its file (paths unresolved), when it came from one.
+    #[serde(default)]
+    pub written: Option<serde_json::Value>,
 }
 
 fn recorder() -> BinFileRecorder<FullPrecisionSettings> {

@@ -139,6 +139,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Output directory: `model/` (loadable), `checkpoint/`, `train_log.jsonl`.
     pub out: PathBuf,
+    /// The config as written in its file, before paths were resolved: what a checkpoint
+    /// compares on resume, so a run goes on from another machine or cache directory.
+    #[serde(skip)]
+    pub written: Option<serde_json::Value>,
 }
 
 fn one() -> usize {
@@ -163,6 +167,7 @@ impl TrainConfig {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        config.written = serde_json::from_str(&text).ok();
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base)?;
         config.validate()?;

@@ -119,7 +119,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let saved = checkpoint::read_state(&dir)?;
         let (model, optimizers, step) = match (saved, resume) {
             (Some(state), true) => {
-                check_resumable(&state.config, &config)?;
+                check_resumable(&state, &config)?;
                 let (model, optimizers) =
                     checkpoint::load(&dir, model, optimizers, config.mode, device)?;
                 (model, optimizers, state.step)
@@ -289,6 +289,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             format: 1,
             step: self.step,
             config: self.config.clone(),
+            written: self.config.written.clone(),
         };
         let [a, b] = &self.optimizers;
         checkpoint::save(&checkpoint_dir(&self.config), &self.model, [a, b], &state)?;
@@ -435,10 +436,16 @@ fn freeze<B: AutodiffBackend>(mut model: CometModel<B>, mode: TrainMode) -> Come
 }
 
 /// A checkpoint continues only under the config it was made with (the number of steps and
-/// the logging/checkpoint intervals may change).
-fn check_resumable(saved: &TrainConfig, current: &TrainConfig) -> Result<()> {
-    let mut a = serde_json::to_value(saved).expect("serializable");
-    let mut b = serde_json::to_value(current).expect("serializable");
+/// the logging/checkpoint intervals may change). Configs read from files compare as
+/// written, so the same file resumes from another machine or cache directory.
+fn check_resumable(saved: &TrainerState, current: &TrainConfig) -> Result<()> {
+    let (mut a, mut b) = match (&saved.written, &current.written) {
+        (Some(a), Some(b)) => (a.clone(), b.clone()),
+        _ => (
+            serde_json::to_value(&saved.config).expect("serializable"),
+            serde_json::to_value(current).expect("serializable"),
+        ),
+    };
     for key in ["steps", "checkpoint_every", "log_every"] {
         a[key] = serde_json::Value::Null;
         b[key] = serde_json::Value::Null;
@@ -447,11 +454,14 @@ fn check_resumable(saved: &TrainConfig, current: &TrainConfig) -> Result<()> {
         a.as_object().expect("object"),
         b.as_object().expect("object"),
     );
-    let differ: Vec<&str> = a
+    let mut differ: Vec<&str> = a
         .keys()
+        .chain(b.keys())
         .filter(|k| a.get(*k) != b.get(*k))
         .map(String::as_str)
         .collect();
+    differ.sort_unstable();
+    differ.dedup();
     if differ.is_empty() {
         Ok(())
     } else {
