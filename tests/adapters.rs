@@ -11,27 +11,14 @@ use comet::comet::{load_comet, load_comet_adapter, CometModel};
 use comet::model::{LoraConfig, LoraTarget};
 use comet::train::{Silent, StepLog, TrainConfig, Trainer};
 use comet::weights::random_llm;
-use common::{tiny_comet, tiny_config, tokens};
+use common::{autodiff_lock, byte_level_model_json, tiny_comet, tiny_config, tokens};
 
 type TB = Autodiff<Flex>;
-
-/// One process-wide lock for back-propagation (Burn 0.21's shared autodiff graph).
-fn autodiff_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A small byte-level model trained from scratch for one step and exported as a whole
 /// model directory (`dir/base/model`): the "pretrained" base the adapters go on.
 fn base_model(dir: &std::path::Path, seed: u64) -> std::path::PathBuf {
-    let mut model = tiny_config(true);
-    model.vocab_size = 256;
-    let model_json = dir.join("model.json");
-    std::fs::write(
-        &model_json,
-        serde_json::to_vec(&model.to_hf_json()).unwrap(),
-    )
-    .unwrap();
+    let model_json = byte_level_model_json(dir);
     let out = dir.join(format!("base-{seed}"));
     let config: TrainConfig = serde_json::from_value(serde_json::json!({
         "model": {"scratch": {"config": model_json, "seed": seed}},

@@ -12,29 +12,13 @@ use comet::data::{Filler, Passkey, SourceConfig, TrainData, DEFAULT_FILLER};
 use comet::layout::Sequence;
 use comet::train::{grads, recomputed_gradients, Silent, StepLog, TrainConfig, Trainer};
 use comet::weights::random_llm;
-use common::{tiny_comet, tiny_config, tokens};
+use common::{autodiff_lock, byte_level_model_json, tiny_comet, tiny_config, tokens};
 
 type TB = Autodiff<Flex>;
 
-/// Burn 0.21's autodiff graph is shared by the threads of a process, and a `backward()` on
-/// one thread can free the steps another thread is still building, silently dropping a
-/// gradient (tracel-ai/burn#5573). Tests run on parallel threads, so the ones that train
-/// or back-propagate take this lock first.
-fn autodiff_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A scratch config (tiny model, byte-level vocabulary) training on `data` in `dir`.
 fn config(dir: &std::path::Path, data: serde_json::Value, extra: serde_json::Value) -> TrainConfig {
-    let mut model = tiny_config(true);
-    model.vocab_size = 256;
-    let model_json = dir.join("model.json");
-    std::fs::write(
-        &model_json,
-        serde_json::to_vec(&model.to_hf_json()).unwrap(),
-    )
-    .unwrap();
+    let model_json = byte_level_model_json(dir);
     let mut value = serde_json::json!({
         "model": {"scratch": {"config": model_json, "seed": 1}},
         "comet": {"chunk_size": 48, "memory_slots": 4, "compression_stride": 8,

@@ -120,3 +120,22 @@ pub fn tokens(n: usize, seed: u64, lo: u32, hi: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Burn 0.21's autodiff graph is shared by the threads of a process, and a `backward()` on
+/// one thread can free the steps another thread is still building, silently dropping a
+/// gradient (tracel-ai/burn#5573). Tests run on parallel threads, so the ones that train
+/// or back-propagate take this lock first.
+pub fn autodiff_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes `dir/model.json`: the tiny config with the byte-level vocabulary (256 tokens),
+/// for training from scratch; returns its path.
+pub fn byte_level_model_json(dir: &Path) -> PathBuf {
+    let mut model = tiny_config(true);
+    model.vocab_size = 256;
+    let path = dir.join("model.json");
+    std::fs::write(&path, serde_json::to_vec(&model.to_hf_json()).unwrap()).unwrap();
+    path
+}
