@@ -10,16 +10,35 @@
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
 # King James Bible is kept out of training for evaluation.
 #
-# Usage: scripts/train_smollm2_comet.sh [FIRST_STAGE] [LAST_STAGE]   (default 1 4)
+# Usage: scripts/train_smollm2_comet.sh [FIRST_STAGE] [LAST_STAGE]   (default: where the run
+#        stands, 4)
 #   CUDA=1  builds with the cuda feature and multiplies batch sizes by GPU_BATCH (8).
-# At the end the last stage's adapter is copied to assets/adapters/smollm2-comet/.
+# A run stopped mid-way is committed under assets/runs/smollm2-comet/ (stageN-adapter/: a
+# finished stage's adapter, which the next stage starts from; stageN-checkpoint/: the stage
+# in progress); they are copied into $COMET_CACHE/runs/ when missing there, and the script
+# starts at the latest stage with a checkpoint, so a fresh machine goes on where the last
+# one stopped. At the end the last stage's adapter is copied to assets/adapters/smollm2-comet/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FIRST="${1:-1}"
-LAST="${2:-4}"
 RECIPE=assets/recipes/smollm2-comet
+COMMITTED=assets/runs/smollm2-comet
 CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 export COMET_CACHE="$CACHE"
+# Committed progress into the cache (never over a newer local run).
+latest=1
+for stage in 1 2 3 4; do
+  run="$CACHE/runs/smollm2-comet-stage$stage"
+  if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
+    mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
+  fi
+  if [ -d "$COMMITTED/stage$stage-checkpoint" ] && [ ! -d "$run/checkpoint" ]; then
+    mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-checkpoint" "$run/checkpoint"
+    cp "$COMMITTED/stage$stage-train_log.jsonl" "$run/train_log.jsonl" 2>/dev/null || true
+  fi
+  [ -d "$run/checkpoint" ] && latest=$stage
+done
+FIRST="${1:-$latest}"
+LAST="${2:-4}"
 bash scripts/fetch_assets.sh smollm2 >/dev/null
 bash scripts/fetch_assets.sh haystack >/dev/null
 bash scripts/fetch_assets.sh corpora >/dev/null

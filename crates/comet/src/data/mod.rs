@@ -174,9 +174,9 @@ impl TrainData {
                             "passkey data: need min_length <= max_length, 1..=18 digits and at least one segment, got {min_length}, {max_length}, {digits}, {segments}"
                         )));
                     }
-                    if !(0.0 <= *min_depth && min_depth <= max_depth && *max_depth <= 1.0)
-                        || !(1..=40).contains(needles)
-                    {
+                    let depths_ok =
+                        0.0 <= *min_depth && min_depth <= max_depth && *max_depth <= 1.0;
+                    if !depths_ok || !(1..=40).contains(needles) {
                         return Err(Error::Input(format!(
                             "passkey data: need 0 <= min_depth <= max_depth <= 1 and 1..=40 needles, got {min_depth}, {max_depth}, {needles}"
                         )));
