@@ -21,7 +21,7 @@ rows=()
 for mode in full frozen_base lora; do
   # stage 1's samples and sizes, one passkey source, this mode.
   jq --arg mode "$mode" --arg out "$work/$mode" --arg hay "$CACHE/haystack/paul_graham_essays.txt" \
-    '.mode = $mode | .out = $out | .data = [.data[0] | .haystack = $hay]
+    '.mode = $mode | (if $mode == "lora" then . else del(.lora) end) | .out = $out | .data = [.data[0] | .haystack = $hay]
      | .model.pretrained = (.model.pretrained | sub("\\$\\{COMET_CACHE\\}"; env.COMET_CACHE // (env.HOME + "/.cache/comet")))
      | .steps = 100 | .checkpoint_every = 1000' \
     assets/recipes/smollm2-comet/stage1.json > "$work/$mode.json"

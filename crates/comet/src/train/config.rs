@@ -233,6 +233,9 @@ impl TrainConfig {
         if let Some(lora) = &self.lora {
             lora.validate()?;
         }
+        if self.lora.is_some() && self.mode != TrainMode::Lora {
+            return bad("`lora` is given but `mode` is not `lora`");
+        }
         if self.mode == TrainMode::Lora && self.lora.is_none() && self.adapter.is_none() {
             return bad("mode `lora` needs a `lora` config (rank, alpha, targets) or an `adapter`");
         }

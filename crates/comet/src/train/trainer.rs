@@ -366,36 +366,22 @@ fn build_model<B: AutodiffBackend>(
     config: &TrainConfig,
     device: &B::Device,
 ) -> Result<(CometModel<B>, Tokenizer, Option<Base>)> {
+    let lora_seed = mix_seed(&[config.seed, 11]);
     match &config.model {
         ModelSource::Pretrained(path) => {
-            let loaded = load_comet_adapter::<B>(
-                path,
-                config.adapter.as_deref(),
-                config.comet.clone(),
-                device,
-            )?;
-            let tokenizer = loaded.tokenizer.ok_or_else(|| {
-                Error::Missing(format!("{}: training needs a tokenizer", path.display()))
-            })?;
-            let mut model = loaded.model;
-            let base = Base {
-                name: path.file_name().map_or_else(
-                    || path.display().to_string(),
-                    |n| n.to_string_lossy().into(),
-                ),
-                fingerprint: base_fingerprint(&model.llm)?,
+            let (model, tokenizer, base) = pretrained::<B>(config, path, device)?;
+            let model = match (config.mode, &config.lora, model.llm.lora.as_ref()) {
+                (TrainMode::Lora, Some(lora), None) => CometModel {
+                    llm: model.llm.with_lora(lora, lora_seed),
+                    ..model
+                },
+                (TrainMode::Lora, Some(want), Some(have)) if have != want => {
+                    return Err(Error::Training(format!(
+                        "the adapter's LoRA config ({have:?}) differs from the training config's ({want:?})"
+                    )))
+                }
+                _ => model,
             };
-            if config.mode == TrainMode::Lora {
-                model.llm = match (model.llm.lora.as_ref(), &config.lora) {
-                    (None, Some(lora)) => model.llm.with_lora(lora, mix_seed(&[config.seed, 11])),
-                    (Some(have), Some(want)) if have != want => {
-                        return Err(Error::Training(format!(
-                            "the adapter's LoRA config ({have:?}) differs from the training config's ({want:?})"
-                        )))
-                    }
-                    _ => model.llm,
-                };
-            }
             Ok((model, tokenizer, Some(base)))
         }
         ModelSource::Scratch { config: path, seed } => {
@@ -411,7 +397,7 @@ fn build_model<B: AutodiffBackend>(
             let mut llm =
                 random_llm_from::<B>(&model_config, RandomWeights::for_training(*seed), device);
             if let (TrainMode::Lora, Some(lora)) = (config.mode, &config.lora) {
-                llm = llm.with_lora(lora, mix_seed(&[config.seed, 11]));
+                llm = llm.with_lora(lora, lora_seed);
             }
             let model = CometModel::new(llm, comet);
             let added = model.special_tokens().added(model.comet.special_tokens());
@@ -419,6 +405,31 @@ fn build_model<B: AutodiffBackend>(
             Ok((model, tokenizer, None))
         }
     }
+}
+
+/// A pretrained base with its memory (fresh, from its directory or from `config.adapter`).
+fn pretrained<B: AutodiffBackend>(
+    config: &TrainConfig,
+    path: &std::path::Path,
+    device: &B::Device,
+) -> Result<(CometModel<B>, Tokenizer, Base)> {
+    let loaded = load_comet_adapter::<B>(
+        path,
+        config.adapter.as_deref(),
+        config.comet.clone(),
+        device,
+    )?;
+    let tokenizer = loaded
+        .tokenizer
+        .ok_or_else(|| Error::Missing(format!("{}: training needs a tokenizer", path.display())))?;
+    let base = Base {
+        name: path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        ),
+        fingerprint: base_fingerprint(&loaded.model.llm)?,
+    };
+    Ok((loaded.model, tokenizer, base))
 }
 
 /// Freezes what the mode keeps fixed; parameter ids follow from their paths, so a
