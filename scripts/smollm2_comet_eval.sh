@@ -9,6 +9,8 @@
 #   ablations       the adapter with one part of the memory switched off at evaluation
 #                   (--no-gate, --no-temp, --no-global, and no memory at all)
 #   table           results/smollm2-comet/table.md from the JSON files present
+#   progress DIR NAME  a training stage's adapter DIR on short inputs (256, 512 and 1,024
+#                   tokens, depths 0.05/0.5/0.9, 8 trials, seed 7): results/.../progress-NAME.json
 # Environment: TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
 #   (0.1,0.5,0.9: full attention takes ~13 minutes per 16k-token input on 2 cores),
 #   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4).
@@ -71,6 +73,8 @@ case "$WHAT" in
     run no-global "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global
     run no-memory "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global --no-temp ;;
   table) table | tee "$OUT/table.md" ;;
+  progress)
+    SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" ;;
   all)
     "$0" comet; "$0" full-attention; "$0" ablations; "$0" table ;;
   *) echo "usage: $0 [comet|full-attention|ablations|table|all]" >&2; exit 2 ;;
