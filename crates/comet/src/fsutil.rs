@@ -82,3 +82,12 @@ pub fn recover_dir(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A path's last component, for messages, titles and result files that must not carry
+/// machine paths (the whole path when it has no last component).
+pub fn file_label(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}

@@ -8,7 +8,7 @@ use comet::data::{Filler, JsonlData, Passkey, DEFAULT_FILLER};
 use comet::eval::{
     chunk_perplexity, evaluate_passkey, evaluate_qa, PasskeyCell, PasskeyGrid, QaOptions, Reader,
 };
-use comet::fsutil::write_atomic;
+use comet::fsutil::{file_label, write_atomic};
 use serde::Serialize;
 
 use super::comet_args::CometArgs;
@@ -126,14 +126,6 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-/// A path's last component, for titles and result files (no machine paths).
-fn short_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into(),
-    )
-}
-
 fn passkey(args: PasskeyArgs) -> Result<()> {
     if args.trials == 0 || args.lengths.is_empty() || args.depths.is_empty() {
         bail!("--trials, --lengths and --depths must not be empty");
@@ -184,8 +176,8 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     let Some(json) = &args.json else {
         return Ok(());
     };
-    let model_name = short_name(&model_path);
-    let adapter_name = args.model.comet.adapter.as_deref().map(short_name);
+    let model_name = file_label(&model_path);
+    let adapter_name = args.model.comet.adapter.as_deref().map(file_label);
     let reader_name = if args.full_attention {
         "full attention"
     } else {
@@ -199,7 +191,7 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         "reader": reader_name,
         "comet": loaded.model.comet,
         "digits": args.digits,
-        "haystack": args.haystack.as_deref().map_or("repeated filler".into(), short_name),
+        "haystack": args.haystack.as_deref().map_or("repeated filler".into(), file_label),
         "seed": args.seed,
         "trials": args.trials,
         "seconds": seconds,

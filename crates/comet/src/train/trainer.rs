@@ -423,10 +423,7 @@ fn pretrained<B: AutodiffBackend>(
         .tokenizer
         .ok_or_else(|| Error::Missing(format!("{}: training needs a tokenizer", path.display())))?;
     let base = Base {
-        name: path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        ),
+        name: crate::fsutil::file_label(path),
         fingerprint: base_fingerprint(&loaded.model.llm)?,
     };
     Ok((loaded.model, tokenizer, base))
