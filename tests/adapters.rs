@@ -4,16 +4,18 @@
 
 mod common;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
+// The backend cargo features select (flex here; cuda in scripts/gpu_check.sh).
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
+use comet::backend::Backend as Selected;
 use comet::comet::{load_comet, load_comet_adapter, CometModel};
 use comet::model::{LoraConfig, LoraTarget};
 use comet::train::{Silent, StepLog, TrainConfig, Trainer};
 use comet::weights::random_llm;
 use common::{autodiff_lock, byte_level_model_json, tiny_comet, tiny_config, tokens};
 
-type TB = Autodiff<Flex>;
+type TB = Autodiff<Selected>;
 
 /// A small byte-level model trained from scratch for one step and exported as a whole
 /// model directory (`dir/base/model`): the "pretrained" base the adapters go on.
@@ -88,7 +90,7 @@ fn logits<B: Backend>(model: &CometModel<B>, ids: &[u32]) -> Vec<f32> {
 #[test]
 fn fresh_adapters_leave_the_base_unchanged() {
     let device = Default::default();
-    let llm = random_llm::<Flex>(&tiny_config(false), 9, &device);
+    let llm = random_llm::<Selected>(&tiny_config(false), 9, &device);
     let ids = tokens(40, 1, 0, 64);
     let plain = CometModel::new(llm.clone(), tiny_comet());
     let lora = LoraConfig {
@@ -173,19 +175,19 @@ fn an_adapter_loads_on_its_base_and_is_refused_by_another() {
         assert!(adapter.join(file).exists(), "{file} missing");
     }
     let device = Default::default();
-    let loaded = load_comet_adapter::<Flex>(&base, Some(&adapter), None, &device).unwrap();
+    let loaded = load_comet_adapter::<Selected>(&base, Some(&adapter), None, &device).unwrap();
     assert!(loaded.trained_memory);
     let ids = tokens(120, 4, 0, 256);
     let trained = logits(trainer.model(), &ids);
     let reloaded = logits(&loaded.model, &ids);
     assert!(common::max_abs_diff(&trained, &reloaded) < 1e-5);
     // Without the adapter the base reads differently.
-    let plain = load_comet::<Flex>(&base, None, &device).unwrap();
+    let plain = load_comet::<Selected>(&base, None, &device).unwrap();
     assert!(common::max_abs_diff(&trained, &logits(&plain.model, &ids)) > 1e-3);
 
     // Another base (other weights) is refused with a message naming both.
     let other = base_model(tmp.path(), 2);
-    let err = load_comet_adapter::<Flex>(&other, Some(&adapter), None, &device)
+    let err = load_comet_adapter::<Selected>(&other, Some(&adapter), None, &device)
         .err()
         .expect("another base must be refused")
         .to_string();

@@ -3,69 +3,41 @@
 
 mod common;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::prelude::*;
 use comet::comet::CometModel;
 use comet::generate::{CometDecoder, Decoder};
 use comet::layout::Sequence;
 use comet::memory::CometConfig;
 use comet::weights::random_llm;
-use common::{max_abs_diff, tiny_comet, tiny_config, tokens};
+use common::{
+    assert_decoding_follows_the_training_forward, max_abs_diff, tiny_comet, tiny_config, tokens,
+    training_logits,
+};
 
-type B = Flex;
+/// The backend cargo features select (flex here; cuda in `scripts/gpu_check.sh`).
+type B = comet::backend::Backend;
 
 fn model(comet: CometConfig, tied: bool) -> CometModel<B> {
     let device = Default::default();
     CometModel::new(random_llm::<B>(&tiny_config(tied), 3, &device), comet)
 }
 
-/// Logits `[batch * text, vocab]` of every chunk, by the training forward.
-fn training_logits(model: &CometModel<B>, batch: &[Sequence]) -> Vec<Vec<f32>> {
-    let layouts = model.layout_builder().chunks(
-        batch,
-        CometModel::memory_shape(&model.empty_state(batch.len())),
-        false,
-    );
-    let mut state = model.empty_state(batch.len());
-    let mut out = Vec::new();
-    for layout in &layouts {
-        let chunk = model.read_chunk(layout, &state, None);
-        out.push(
-            model
-                .text_logits(layout, chunk.hidden)
-                .into_data()
-                .to_vec()
-                .unwrap(),
-        );
-        state = chunk.state;
-    }
-    out
-}
-
 #[test]
 fn inference_logits_equal_the_training_forward() {
     let model = model(tiny_comet(), true);
-    // 3.5 chunks: memory from three chunks, a short final chunk, a queue past its budget.
-    let ids = tokens(42, 1, 0, 64);
-    let chunks = training_logits(&model, &[Sequence::language_model(ids.clone())]);
-    let last = chunks.last().unwrap();
-    let vocab = 64;
-    let expected = &last[last.len() - vocab..];
-    let mut decoder = CometDecoder::new(&model, model.empty_state(1));
-    let got = decoder.prefill(&ids).unwrap();
-    assert!(max_abs_diff(&got, expected) < 1e-4);
+    assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
+}
 
-    // Decoding token by token continues the training layout (compression tokens included).
-    let more = tokens(20, 2, 0, 64);
-    let mut all = ids.clone();
-    for &id in &more {
-        let step = decoder.step(id).unwrap();
-        all.push(id);
-        let chunks = training_logits(&model, &[Sequence::language_model(all.clone())]);
-        let last = chunks.last().unwrap();
-        let diff = max_abs_diff(&step, &last[last.len() - vocab..]);
-        assert!(diff < 1e-4, "after {} tokens: {diff}", all.len());
-    }
+/// Chunks that are not a multiple of the stride end in a partial block, which gets its own
+/// compression token when the chunk is absorbed: decoding still follows training.
+#[test]
+fn decoding_follows_training_when_chunks_end_in_a_partial_block() {
+    let comet = CometConfig {
+        chunk_size: 10,
+        ..tiny_comet()
+    };
+    assert_decoding_follows_the_training_forward(&model(comet, false), 20, 1e-4);
 }
 
 #[test]

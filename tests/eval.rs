@@ -3,7 +3,6 @@
 
 mod common;
 
-use burn::backend::Flex;
 use comet::comet::CometModel;
 use comet::eval::{chunk_perplexity, greedy_matches};
 use comet::generate::{generate, CometDecoder, GenerationConfig, SamplingConfig};
@@ -11,7 +10,8 @@ use comet::layout::Sequence;
 use comet::weights::random_llm;
 use common::{tiny_comet, tiny_config, tokens};
 
-type B = Flex;
+/// The backend cargo features select (flex here; cuda in `scripts/gpu_check.sh`).
+type B = comet::backend::Backend;
 
 fn model() -> CometModel<B> {
     CometModel::new(

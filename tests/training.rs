@@ -4,9 +4,11 @@
 
 mod common;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
+// The backend cargo features select (flex here; cuda in scripts/gpu_check.sh).
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use comet::backend::Backend as Selected;
 use comet::comet::CometModel;
 use comet::data::{Filler, Passkey, SourceConfig, TrainData, DEFAULT_FILLER};
 use comet::layout::Sequence;
@@ -14,7 +16,7 @@ use comet::train::{grads, recomputed_gradients, Silent, StepLog, TrainConfig, Tr
 use comet::weights::random_llm;
 use common::{autodiff_lock, byte_level_model_json, tiny_comet, tiny_config, tokens};
 
-type TB = Autodiff<Flex>;
+type TB = Autodiff<Selected>;
 
 /// A scratch config (tiny model, byte-level vocabulary) training on `data` in `dir`.
 fn config(dir: &std::path::Path, data: serde_json::Value, extra: serde_json::Value) -> TrainConfig {
@@ -71,7 +73,7 @@ fn a_few_steps_lower_the_loss() {
     assert!(last < 0.8 * first, "losses {losses:?}");
     // The exported model loads and reads.
     let loaded =
-        comet::comet::load_comet::<Flex>(&config.out.join("model"), None, &Default::default())
+        comet::comet::load_comet::<Selected>(&config.out.join("model"), None, &Default::default())
             .unwrap();
     assert!(loaded.trained_memory);
     assert_eq!(loaded.model.comet.chunk_size, 48);

@@ -139,3 +139,62 @@ pub fn byte_level_model_json(dir: &Path) -> PathBuf {
     std::fs::write(&path, serde_json::to_vec(&model.to_hf_json()).unwrap()).unwrap();
     path
 }
+
+/// Logits `[batch * text, vocab]` of every chunk, by the training forward.
+pub fn training_logits<B: Backend>(
+    model: &comet::comet::CometModel<B>,
+    batch: &[comet::layout::Sequence],
+) -> Vec<Vec<f32>> {
+    use comet::comet::CometModel;
+    let layouts = model.layout_builder().chunks(
+        batch,
+        CometModel::memory_shape(&model.empty_state(batch.len())),
+        false,
+    );
+    let mut state = model.empty_state(batch.len());
+    let mut out = Vec::new();
+    for layout in &layouts {
+        let chunk = model.read_chunk(layout, &state, None);
+        out.push(
+            model
+                .text_logits(layout, chunk.hidden)
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .unwrap(),
+        );
+        state = chunk.state;
+    }
+    out
+}
+
+/// Prefills 3.5 chunks of a tiny-vocabulary (64) model (memory from three chunks, a short
+/// final chunk, a queue past its budget), then decodes `steps` tokens one by one (crossing
+/// compression tokens and a chunk boundary): every prediction equals the training
+/// forward's over the same tokens within `tolerance`.
+pub fn assert_decoding_follows_the_training_forward<B: Backend>(
+    model: &comet::comet::CometModel<B>,
+    steps: usize,
+    tolerance: f32,
+) {
+    use comet::generate::{CometDecoder, Decoder};
+    use comet::layout::Sequence;
+    let vocab = 64;
+    let last_row = |ids: &[u32]| {
+        let chunks = training_logits(model, &[Sequence::language_model(ids.to_vec())]);
+        let last = chunks.last().unwrap();
+        last[last.len() - vocab..].to_vec()
+    };
+    let ids = tokens(42, 1, 0, 64);
+    let mut decoder = CometDecoder::new(model, model.empty_state(1));
+    let got = decoder.prefill(&ids).unwrap();
+    let diff = max_abs_diff(&got, &last_row(&ids));
+    assert!(diff < tolerance, "prefill: {diff}");
+    let mut all = ids;
+    for id in tokens(steps, 2, 0, 64) {
+        let step = decoder.step(id).unwrap();
+        all.push(id);
+        let diff = max_abs_diff(&step, &last_row(&all));
+        assert!(diff < tolerance, "after {} tokens: {diff}", all.len());
+    }
+}

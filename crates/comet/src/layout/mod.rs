@@ -195,12 +195,16 @@ impl LayoutBuilder {
     }
 
     /// The layout of the chunk whose text starts at token `offset` of every sample.
+    /// `updates_memory`: whether the memory this chunk writes will be read (it then carries
+    /// readouts, and a partial last block gets a compression token too, as in the
+    /// reference, so every text token reaches the temporary memory). Otherwise neither is
+    /// laid out: both would come after the text and no text token could see them.
     pub fn chunk(
         &self,
         batch: &[Sequence],
         offset: usize,
         shape: &MemoryShape,
-        readouts: bool,
+        updates_memory: bool,
     ) -> ChunkLayout {
         let c = &self.config;
         let b_n = batch.len();
@@ -224,7 +228,8 @@ impl LayoutBuilder {
         } else {
             0
         };
-        let readouts = readouts && c.use_global;
+        let readouts = updates_memory && c.use_global;
+        let tail_compression = updates_memory && c.use_temp;
 
         // Shared geometry: ids are per sample, kinds are shared.
         #[derive(Clone, Copy)]
@@ -241,7 +246,7 @@ impl LayoutBuilder {
         let mut compressions = 0;
         for i in 0..n_text {
             kinds.push(Kind::Text(i));
-            if (i + 1) % stride == 0 {
+            if (i + 1) % stride == 0 || (tail_compression && i + 1 == n_text) {
                 kinds.push(Kind::Compress(compressions));
                 compressions += 1;
             }
@@ -285,10 +290,10 @@ impl LayoutBuilder {
             } else {
                 0
             };
-            let k_real = if c.use_temp {
-                n / c.compression_stride
-            } else {
-                0
+            let k_real = match (c.use_temp, tail_compression) {
+                (false, _) => 0,
+                (true, false) => n / c.compression_stride,
+                (true, true) => n.div_ceil(c.compression_stride),
             };
             layout.compression_counts.push(k_real);
             let mut next_position = 0i64;

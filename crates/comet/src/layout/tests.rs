@@ -65,14 +65,21 @@ fn short_last_chunk_and_chunk_not_a_multiple_of_the_stride() {
     let chunks = builder(10, 1, 4, 64).chunks(&[text(23)], fresh(1), true);
     let lens: Vec<usize> = chunks.iter().map(|c| c.text_positions.len()).collect();
     assert_eq!(lens, vec![10, 10, 3]);
-    // 10 text tokens, stride 4: compression after tokens 4 and 8, none after the last two.
-    assert_eq!(chunks[0].compression_positions, vec![4, 9]);
-    assert_eq!(chunks[0].compression_counts, vec![2]);
-    // Queue grows by 2 per full chunk; the 3-token chunk adds none.
-    assert_eq!(chunks[1].temp_slots, 2);
-    assert_eq!(chunks[2].temp_slots, 4);
+    // 10 text tokens, stride 4: compression after tokens 4 and 8, and after the last two
+    // (a partial block still reaches the temporary memory, as in the reference).
+    assert_eq!(chunks[0].compression_positions, vec![4, 9, 12]);
+    assert_eq!(chunks[0].compression_counts, vec![3]);
+    // Queue grows by 3 per full chunk; the 3-token chunk adds one.
+    assert_eq!(chunks[1].temp_slots, 3);
+    assert_eq!(chunks[2].temp_slots, 6);
+    assert_eq!(chunks[2].compression_counts, vec![1]);
+    assert_eq!(chunks[2].readout_start, Some(1 + 6 + 3 + 1));
+    // A final chunk whose memory is not read (training, or before decoding) needs neither
+    // readouts nor a tail compression token: nothing could attend to them.
+    let chunks = builder(10, 1, 4, 64).chunks(&[text(23)], fresh(1), false);
+    assert_eq!(chunks[1].compression_counts, vec![3]);
     assert_eq!(chunks[2].compression_counts, vec![0]);
-    assert_eq!(chunks[2].readout_start, Some(1 + 4 + 3));
+    assert_eq!(chunks[2].len, 1 + 6 + 3);
 }
 
 #[test]
@@ -100,21 +107,23 @@ fn padding_keeps_each_sample_as_if_alone() {
     // Geometry from the longest sample: 8 text + 2 compression + 2 readouts.
     assert_eq!(len, 12);
     let short_real = &chunk.real[len..];
-    // Text 6..8 of the short sample and its second compression token are padding.
+    // Text 5..8 of the short sample are padding; its second compression token closes its
+    // partial block from further on.
     assert_eq!(
         short_real,
-        &[true, true, true, true, true, true, false, false, false, false, true, true]
+        &[true, true, true, true, true, true, false, false, false, true, true, true]
     );
-    // Its readouts sit at positions 6 and 7 as they would alone (5 text + 1 <c>).
-    assert_eq!(&chunk.position_ids[len + 10..], &[6, 7]);
+    // Its readouts sit at positions 7 and 8 as they would alone (5 text + 2 <c>).
+    assert_eq!(&chunk.position_ids[len + 10..], &[7, 8]);
     let alone = b.chunks(&[text(5)], fresh(1), true);
-    assert_eq!(alone[0].position_ids, (0..8).collect::<Vec<i64>>());
-    assert_eq!(chunk.compression_counts, vec![2, 1]);
+    assert_eq!(alone[0].position_ids, (0..9).collect::<Vec<i64>>());
+    assert_eq!(chunk.compression_counts, vec![2, 2]);
     assert_eq!(&chunk.targets[8..], &[2, 3, 4, 5, -1, -1, -1, -1]);
     // Padding keys are masked, but a position always sees itself.
     let mask = chunk.mask();
     let row = |b: usize, q: usize| &mask[(b * len + q) * len..(b * len + q + 1) * len];
-    assert!(row(1, 10)[6..10].iter().all(|&m| m));
+    assert!(row(1, 10)[6..9].iter().all(|&m| m));
+    assert!(!row(1, 10)[9]);
     assert!(!row(1, 7)[7]);
     // A sample with no text in a chunk is inactive there.
     let chunks = b.chunks(&[text(12), text(3)], fresh(2), true);

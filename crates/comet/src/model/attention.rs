@@ -87,12 +87,14 @@ impl<B: Backend> Attention<B> {
         };
         let keys = k.dims()[2];
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        let expanded = |m: Tensor<B, 4, Bool>| Some(m.expand([batch, self.num_heads, seq, keys]));
         let (mask, is_causal) = match mask {
-            AttentionMask::Causal => (None, seq > 1),
-            AttentionMask::Explicit(m) => (
-                Some(m.clone().expand([batch, self.num_heads, seq, keys])),
-                false,
-            ),
+            AttentionMask::Causal if seq == 1 || seq == keys => (None, seq > 1),
+            // Several queries after a cache: kernels differ in how they align a causal
+            // triangle when queries and keys differ in number (cubecl's flash kernels mask
+            // `j > i`, top-left), so the alignment is spelled out.
+            AttentionMask::Causal => (expanded(causal_after(seq, keys, &q.device())), false),
+            AttentionMask::Explicit(m) => (expanded(m.clone()), false),
         };
         let options = AttentionModuleOptions {
             scale: None,
@@ -127,5 +129,37 @@ impl<B: Backend> Attention<B> {
         x.unsqueeze_dim::<5>(2)
             .expand([batch, kv_heads, groups, len, dim])
             .reshape([batch, kv_heads * groups, len, dim])
+    }
+}
+
+/// Causal mask `[1, 1, queries, keys]` (`true` = hidden) for the last `queries` of `keys`
+/// positions: query `i` sees keys `0..=keys - queries + i`.
+pub fn causal_after<B: Backend>(
+    queries: usize,
+    keys: usize,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
+    let first = keys - queries;
+    let hidden: Vec<bool> = (0..queries)
+        .flat_map(|i| (0..keys).map(move |j| j > first + i))
+        .collect();
+    Tensor::<B, 2, Bool>::from_data(TensorData::new(hidden, [queries, keys]), device)
+        .reshape([1, 1, queries, keys])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn queries_after_a_cache_see_the_cache_and_their_own_prefix() {
+        let mask = causal_after::<Flex>(2, 5, &Default::default());
+        let hidden: Vec<bool> = mask.into_data().to_vec().unwrap();
+        // Query 0 is position 3 of 5, query 1 position 4: bottom-right aligned.
+        assert_eq!(
+            hidden,
+            [[false, false, false, false, true], [false; 5]].concat()
+        );
     }
 }

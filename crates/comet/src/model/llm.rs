@@ -72,7 +72,7 @@ impl<B: Backend> Llm<B> {
         input: ForwardInput<'_, B>,
         hook: &mut impl LayerHook<B>,
     ) -> Tensor<B, 3> {
-        let rope = self.rope.tables(input.positions);
+        let rope = self.rope.tables(input.positions).cast(hidden.dtype());
         let mut cache = input.cache;
         for (l, layer) in self.layers.iter().enumerate() {
             hidden = hook.before_layer(l, hidden);

@@ -5,6 +5,7 @@
 //! tables are computed from a position tensor on each call.
 
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 use crate::config::{ModelConfig, RopeScaling};
 
@@ -14,7 +15,10 @@ pub struct Rope {
     inv_freq: Vec<f32>,
 }
 
-/// cos/sin tables for one forward pass, each `[batch, 1, seq, head_dim]`.
+/// cos/sin tables for one forward pass, each `[batch, 1, seq, head_dim]`, in f32 whatever
+/// the device's default float type: bf16 holds integers exactly only up to 256 (positions
+/// near 1,000 would be rounded to multiples of 4), so angles are formed in f32 as Hugging
+/// Face does, and only the finished tables are cast to the activations' type.
 #[derive(Debug, Clone)]
 pub struct RopeTables<B: Backend> {
     cos: Tensor<B, 4>,
@@ -67,11 +71,13 @@ impl Rope {
         let device = positions.device();
         let [batch, seq] = positions.dims();
         let half = self.inv_freq.len();
-        let inv_freq =
-            Tensor::<B, 1>::from_data(TensorData::new(self.inv_freq.clone(), [half]), &device)
-                .reshape([1, 1, half]);
+        let inv_freq = Tensor::<B, 1>::from_data(
+            TensorData::new(self.inv_freq.clone(), [half]),
+            (&device, DType::F32),
+        )
+        .reshape([1, 1, half]);
         // [batch, seq, half]
-        let freqs = positions.float().reshape([batch, seq, 1]) * inv_freq;
+        let freqs = positions.cast(FloatDType::F32).reshape([batch, seq, 1]) * inv_freq;
         let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
         RopeTables {
             cos: emb.clone().cos(),
@@ -81,6 +87,14 @@ impl Rope {
 }
 
 impl<B: Backend> RopeTables<B> {
+    /// The tables in the activations' type `dtype` (a no-op for f32).
+    pub fn cast(self, dtype: DType) -> Self {
+        Self {
+            cos: self.cos.cast(dtype),
+            sin: self.sin.cast(dtype),
+        }
+    }
+
     /// Rotates `x` `[batch, heads, seq, head_dim]` by the tables' angles.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, h, s, d] = x.dims();
