@@ -40,14 +40,15 @@ MAX_SECONDS="${MAX_SECONDS:-60}"
 mkdir -p "$OUT"
 OUT_ABS="$(cd "$OUT" && pwd)"
 start=$(date +%s)
-# One dev-profile build (dependencies at opt-level 3) serves the tests and the CLI.
-cargo build -p comet-cli "${FEATURES[@]}"
+# One dev-profile build (dependencies at opt-level 3) with the workspace's one feature set
+# serves the tests and the CLI (and, in CI, reuses the test command's build).
+cargo build --workspace "${FEATURES[@]}"
 COMET="${CARGO_TARGET_DIR:-target}/debug/comet"
 built=$(date +%s)
 
 # 1. Tests on the selected backend (failures are recorded, the check goes on).
 set +e
-cargo test -p comet-suite "${FEATURES[@]}" "${TESTS[@]}" -- --test-threads 1 > "$OUT/tests.txt" 2>&1
+cargo test --workspace "${FEATURES[@]}" "${TESTS[@]}" -- --test-threads 1 > "$OUT/tests.txt" 2>&1
 tests_rc=$?
 set -e
 tested=$(date +%s)

@@ -56,6 +56,12 @@ for stage in $(seq "$FIRST" "$LAST"); do
     config="$CACHE/runs/stage$stage-cuda.json"
   fi
   "$COMET" train --config "$config" --resume
+  # Interrupted (Ctrl-C writes a checkpoint and exits cleanly): the stage is not done.
+  at=$(jq .step "$CACHE/runs/smollm2-comet-stage$stage/checkpoint/trainer.json")
+  if [ "$at" -lt "$(jq .steps "$config")" ]; then
+    echo "stage $stage stopped at step $at; run the script again to go on" >&2
+    exit 0
+  fi
 done
 rm -rf assets/adapters/smollm2-comet.tmp
 cp -r "$CACHE/runs/smollm2-comet-stage$LAST/adapter" assets/adapters/smollm2-comet.tmp
