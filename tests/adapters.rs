@@ -5,9 +5,9 @@
 mod common;
 
 use burn::backend::Autodiff;
-// The backend cargo features select (flex here; cuda in scripts/gpu_check.sh).
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
+// The backend cargo features select (flex here; cuda in scripts/gpu_check.sh).
 use comet::backend::Backend as Selected;
 use comet::comet::{load_comet, load_comet_adapter, CometModel};
 use comet::model::{LoraConfig, LoraTarget};

@@ -5,9 +5,10 @@
 mod common;
 
 use burn::backend::Autodiff;
-// The backend cargo features select (flex here; cuda in scripts/gpu_check.sh).
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::tensor::DType;
+// The backend cargo features select (flex here; cuda in scripts/gpu_check.sh).
 use comet::backend::Backend as Selected;
 use comet::comet::CometModel;
 use comet::data::{Filler, Passkey, SourceConfig, TrainData, DEFAULT_FILLER};
@@ -186,7 +187,7 @@ fn recomputation_gives_the_gradients_of_back_propagation() {
     let value = loss.clone().into_scalar().elem::<f64>();
     let mut plain = GradientsParams::from_grads(loss.backward(), &model);
     let (recomputed_loss, recomputed) =
-        recomputed_gradients(&model, &batch, &model.layout_builder(), 1.0).unwrap();
+        recomputed_gradients(&model, &model, &batch, &model.layout_builder(), 1.0).unwrap();
     assert!(
         (value - recomputed_loss).abs() < 1e-5,
         "{value} vs {recomputed_loss}"
@@ -404,4 +405,56 @@ fn a_run_moved_to_another_directory_resumes() {
     assert_eq!(resumed.step_count(), 2);
     resumed.run(&mut Silent).unwrap();
     assert_eq!(log(&config).len(), 4);
+}
+
+/// bf16 training computes in bf16 (its losses differ from f32's by rounding, no more) over
+/// f32 master weights: an update far below one bf16 step of the weights still moves them.
+#[test]
+fn bf16_training_computes_in_bf16_and_keeps_f32_master_weights() {
+    let _serial = autodiff_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let q_proj = |trainer: &Trainer<TB>| -> (burn::tensor::DType, Vec<f32>) {
+        let w = trainer.model().llm.layers[0].self_attn.q_proj.weight.val();
+        (w.dtype(), w.into_data().to_vec().unwrap())
+    };
+    let run = |precision: &str, lr: f64, recompute: bool| {
+        let mut config = config(
+            tmp.path(),
+            text_data(tmp.path()),
+            serde_json::json!({"steps": 2, "precision": precision, "lr": lr, "warmup_steps": 0,
+                               "recompute": recompute}),
+        );
+        config.out = tmp.path().join(format!("{precision}-{lr}-{recompute}"));
+        let mut trainer = Trainer::<TB>::new(config.clone(), false, &Default::default()).unwrap();
+        let before = q_proj(&trainer);
+        trainer.run(&mut Silent).unwrap();
+        (log(&config)[0].loss, before, q_proj(&trainer))
+    };
+    let (f32_loss, ..) = run("f32", 3e-3, false);
+    let (bf16_loss, before, after) = run("bf16", 3e-3, false);
+    let gap = (f32_loss - bf16_loss).abs();
+    assert!(
+        gap > 1e-6 && gap < 0.02 * f32_loss,
+        "f32 {f32_loss}, bf16 {bf16_loss}"
+    );
+    assert_eq!((before.0, after.0), (DType::F32, DType::F32));
+    // Weights of ~0.02 have bf16 steps of ~1e-4; AdamW moves each by ~1e-6 per step here.
+    // Chunk-level recomputation in bf16 computes the same loss.
+    let (recomputed, ..) = run("bf16", 3e-3, true);
+    assert!(
+        (recomputed - bf16_loss).abs() < 1e-3 * bf16_loss,
+        "{recomputed} vs {bf16_loss}"
+    );
+    let (_, before, after) = run("bf16", 1e-6, false);
+    let moved = before
+        .1
+        .iter()
+        .zip(&after.1)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        moved * 10 > before.1.len() * 9,
+        "{moved} of {} moved",
+        before.1.len()
+    );
 }

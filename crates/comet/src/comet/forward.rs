@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::DType;
 
 use super::model::CometModel;
 use crate::generate::check_ids;
@@ -80,7 +81,9 @@ impl<B: Backend> CometModel<B> {
             .reshape([batch * len, d])
             .select(0, Tensor::from_data(TensorData::new(rows, [k]), &device))
             .unsqueeze_dim::<3>(0);
-        let logp = log_softmax(self.llm.logits(picked), 2); // [1, k, vocab]
+        // The softmax in f32 whatever the compute type, as transformers does.
+        let logits = self.llm.logits(picked).cast(DType::F32);
+        let logp = log_softmax(logits, 2); // [1, k, vocab]
         let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [1, k]), &device);
         let nll = logp.gather(2, targets.unsqueeze_dim(2)).sum().neg();
         Some((nll, k))

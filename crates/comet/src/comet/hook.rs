@@ -78,7 +78,7 @@ impl<B: Backend> ChunkHook<'_, B> {
     fn keep_inactive(&self, new: Tensor<B, 3>, old: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
         match old {
             Some(old) if !self.indices.all_active => {
-                let a = self.indices.active.clone();
+                let a = self.indices.active.clone().cast(new.dtype());
                 new * a.clone() + old.clone() * (a.neg() + 1.0)
             }
             _ => new,

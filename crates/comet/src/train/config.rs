@@ -56,7 +56,8 @@ pub enum Precision {
     /// 32-bit floats everywhere.
     #[default]
     F32,
-    /// bfloat16 parameters and activations, where the backend supports it (CUDA, flex).
+    /// bfloat16 forward and backward passes over f32 master weights and optimizer state,
+    /// where the backend supports bf16 (CUDA, flex).
     Bf16,
 }
 

@@ -4,9 +4,11 @@
 mod checkpoint;
 mod config;
 pub mod grads;
+mod precision;
 mod recompute;
 mod trainer;
 
 pub use config::{ModelSource, Precision, TrainConfig, TrainMode, VariableChunks};
+pub use precision::compute_model;
 pub use recompute::recomputed_gradients;
 pub use trainer::{Observer, Silent, StepLog, Summary, Trainer};

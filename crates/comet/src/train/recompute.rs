@@ -22,9 +22,11 @@ type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 /// Per layer, the gradient of the loss with respect to (global state, queue).
 type StateGrads<B> = Vec<(Option<Tensor<Inner<B>, 3>>, Option<Tensor<Inner<B>, 3>>)>;
 
-/// Loss over every chunk of `batch` (mean over target tokens) and its parameter gradients
-/// multiplied by `scale`, computed chunk by chunk.
+/// Loss over every chunk of `batch` (mean over target tokens) and the gradients of
+/// `params`' parameters multiplied by `scale`, computed chunk by chunk on `model` (`params`
+/// itself, or a view of it in another precision: see [`super::compute_model`]).
 pub fn recomputed_gradients<B: AutodiffBackend>(
+    params: &CometModel<B>,
     model: &CometModel<B>,
     batch: &[Sequence],
     builder: &LayoutBuilder,
@@ -70,7 +72,9 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
             for (layer, (g_global, g_queue)) in out.state.layers.into_iter().zip(grads) {
                 for (value, grad) in [(layer.global, g_global), (layer.queue, g_queue)] {
                     if let (Some(v), Some(g)) = (value, grad) {
-                        add((v * Tensor::from_inner(g)).sum());
+                        add((v * Tensor::from_inner(g))
+                            .sum()
+                            .cast(burn::tensor::DType::F32));
                     }
                 }
             }
@@ -92,7 +96,7 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
                 })
                 .collect(),
         );
-        accumulator.accumulate(model, GradientsParams::from_grads(grads, model));
+        accumulator.accumulate(params, GradientsParams::from_grads(grads, params));
     }
     Ok((loss, accumulator.grads()))
 }

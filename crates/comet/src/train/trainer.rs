@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, checkpoint_dir, Adam, TrainerState};
-use super::{grads, recomputed_gradients, ModelSource, Precision, TrainConfig, TrainMode};
+use super::{compute_model, grads, recomputed_gradients, ModelSource, TrainConfig, TrainMode};
 use crate::comet::{base_fingerprint, load_comet_adapter, CometModel};
 use crate::config::ModelConfig;
 use crate::data::{mix_seed, TrainData};
@@ -97,17 +97,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// overwrite one.
     pub fn new(config: TrainConfig, resume: bool, device: &B::Device) -> Result<Self> {
         config.validate()?;
-        if config.precision == Precision::Bf16 {
-            // A device's default dtype is fixed by its first tensor: set it before any.
-            let int = <B::IntElem as burn::tensor::Element>::dtype();
-            burn::tensor::set_default_dtypes::<B>(device, burn::tensor::DType::BF16, int).map_err(
-                |e| {
-                    Error::Training(format!(
-                        "bf16 training is not available on this backend or device: {e:?}"
-                    ))
-                },
-            )?;
-        }
+        config.precision.check::<B>(device)?;
         let (model, tokenizer, base) = build_model::<B>(&config, device)?;
         let model = freeze(model, config.mode);
         let data = TrainData::open(&config.data, tokenizer.clone(), config.seed)?;
@@ -187,10 +177,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                 .map(|i| self.data.sample(i))
                 .collect::<Result<Vec<Sequence>>>()?;
             tokens += batch.iter().map(|s| s.tokens.len()).sum::<usize>();
+            let compute = compute_model(&self.model, c.precision);
             let (value, grads) = if c.recompute {
-                recomputed_gradients(&self.model, &batch, &builder, scale)?
+                recomputed_gradients(&self.model, &compute, &batch, &builder, scale)?
             } else {
-                let l = self.model.loss_with(&batch, &builder)?;
+                let l = compute.loss_with(&batch, &builder)?;
                 let value = l.clone().into_scalar().elem::<f64>();
                 let grads = (l * scale).backward();
                 (value, GradientsParams::from_grads(grads, &self.model))
