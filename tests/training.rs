@@ -458,3 +458,40 @@ fn bf16_training_computes_in_bf16_and_keeps_f32_master_weights() {
         before.1.len()
     );
 }
+
+/// Training context-parallel on 2 and 4 virtual ranks follows single-device training step
+/// for step (the same losses; weights equal within float tolerance).
+#[test]
+fn context_parallel_training_follows_one_device() {
+    let _serial = autodiff_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let device = comet::backend::Device::default();
+    let run = |ranks: usize| {
+        let mut config = config(
+            tmp.path(),
+            text_data(tmp.path()),
+            serde_json::json!({"steps": 3}),
+        );
+        config.out = tmp.path().join(format!("ranks-{ranks}"));
+        let trainer = Trainer::<TB>::new(config.clone(), false, &device).unwrap();
+        let mut trainer = trainer.with_ranks(vec![device; ranks]).unwrap();
+        trainer.run(&mut Silent).unwrap();
+        let w = trainer.model().memory[1].global.gate.weight.val();
+        let losses: Vec<f64> = log(&config).iter().map(|l| l.loss).collect();
+        (losses, w.into_data().to_vec::<f32>().unwrap())
+    };
+    let (losses, weights) = run(1);
+    for ranks in [2, 4] {
+        let (l, w) = run(ranks);
+        for (a, b) in l.iter().zip(&losses) {
+            assert!(
+                (a - b).abs() < 1e-5 * b,
+                "{ranks} ranks: losses {l:?} vs {losses:?}"
+            );
+        }
+        assert!(
+            common::max_abs_diff(&w, &weights) < 1e-5,
+            "{ranks} ranks: weights differ"
+        );
+    }
+}

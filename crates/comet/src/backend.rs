@@ -8,6 +8,10 @@ mod selected {
     pub type Backend = burn::backend::Cuda<f32, i32>;
     /// Short name of the selected backend, for logs and reports.
     pub const NAME: &str = "cuda";
+    /// The `index`-th GPU.
+    pub fn device_at(index: usize) -> super::Device {
+        burn::backend::cuda::CudaDevice::new(index)
+    }
 }
 
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
@@ -16,6 +20,10 @@ mod selected {
     pub type Backend = burn::backend::Wgpu<f32, i32>;
     /// Short name of the selected backend, for logs and reports.
     pub const NAME: &str = "wgpu";
+    /// The `index`-th discrete GPU.
+    pub fn device_at(index: usize) -> super::Device {
+        burn::backend::wgpu::WgpuDevice::DiscreteGpu(index)
+    }
 }
 
 #[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
@@ -24,6 +32,10 @@ mod selected {
     pub type Backend = burn::backend::Flex<f32, i32>;
     /// Short name of the selected backend, for logs and reports.
     pub const NAME: &str = "flex";
+    /// The CPU, whatever the index: several indices make virtual ranks on it.
+    pub fn device_at(_index: usize) -> super::Device {
+        super::Device::default()
+    }
 }
 
 #[cfg(all(
@@ -35,6 +47,10 @@ mod selected {
     pub type Backend = burn::backend::NdArray<f32, i32>;
     /// Short name of the selected backend, for logs and reports.
     pub const NAME: &str = "ndarray";
+    /// The CPU, whatever the index: several indices make virtual ranks on it.
+    pub fn device_at(_index: usize) -> super::Device {
+        super::Device::default()
+    }
 }
 
 #[cfg(not(any(
@@ -46,6 +62,13 @@ mod selected {
 compile_error!("enable one backend feature: flex (default), ndarray, wgpu or cuda");
 
 pub use selected::{Backend, NAME};
+
+/// Devices by index (`comet train --devices 0,1`): GPUs on GPU backends; on the CPU every
+/// index is the one CPU device, so a list makes virtual context-parallel ranks.
+pub fn devices(indices: &[usize]) -> crate::Result<Vec<Device>> {
+    device()?;
+    Ok(indices.iter().map(|&i| selected::device_at(i)).collect())
+}
 
 /// The device type of the selected backend.
 pub type Device = burn::tensor::Device<Backend>;

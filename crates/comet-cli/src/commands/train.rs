@@ -26,6 +26,11 @@ pub struct Args {
     /// Stop after this many steps instead of the config's `steps` (same schedule).
     #[arg(long)]
     stop_at: Option<usize>,
+    /// Context parallelism: device indices, one rank each (`0,1,2,3`: four GPUs, each
+    /// reading a quarter of every sample's chunks; on the CPU, virtual ranks). The result
+    /// equals one device's; the first device holds the model and the optimizer.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<usize>,
 }
 
 /// Runs `comet train`.
@@ -44,7 +49,8 @@ fn train<B: AutodiffBackend<Device = backend::Device>>(
     config: TrainConfig,
     args: &Args,
 ) -> Result<()> {
-    let device = backend::device()?;
+    let ranks = backend::devices(&args.devices)?;
+    let device = ranks.first().cloned().map_or_else(backend::device, Ok)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || {
@@ -56,7 +62,7 @@ fn train<B: AutodiffBackend<Device = backend::Device>>(
     .context("cannot install the Ctrl-C handler")?;
     let log_every = config.log_every.max(1);
     let out = config.out.clone();
-    let mut trainer = Trainer::<B>::new(config, args.resume, &device)?;
+    let mut trainer = Trainer::<B>::new(config, args.resume, &device)?.with_ranks(ranks)?;
     let first = trainer.step_count();
     eprintln!(
         "training {} from step {first} on {} -> {}",

@@ -58,8 +58,10 @@ impl<B: Backend> ChunkIndices<B> {
     }
 }
 
-/// Replaces slot inputs with memory before each layer and computes the next memory after it.
-pub struct ChunkHook<'a, B: Backend> {
+/// One chunk's memory step at any layer: what the chunk's slots read before the layer, and
+/// the layer's memory after it. Chunk-major reading ([`ChunkHook`]) and layer-major reading
+/// (context parallelism) both go through it.
+pub struct ChunkMemory<'a, B: Backend> {
     /// Per-layer memory modules.
     pub memory: &'a [LayerMemory<B>],
     /// Memory sizes and switches.
@@ -68,13 +70,9 @@ pub struct ChunkHook<'a, B: Backend> {
     pub layout: &'a ChunkLayout,
     /// Its device-side indices.
     pub indices: &'a ChunkIndices<B>,
-    /// Memory the chunk reads (per layer).
-    pub state: &'a [LayerState<B>],
-    /// Memory after the chunk (per layer), filled as layers run.
-    pub next: Vec<LayerState<B>>,
 }
 
-impl<B: Backend> ChunkHook<'_, B> {
+impl<B: Backend> ChunkMemory<'_, B> {
     fn keep_inactive(&self, new: Tensor<B, 3>, old: Option<&Tensor<B, 3>>) -> Tensor<B, 3> {
         match old {
             Some(old) if !self.indices.all_active => {
@@ -84,16 +82,14 @@ impl<B: Backend> ChunkHook<'_, B> {
             _ => new,
         }
     }
-}
 
-impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
-    fn before_layer(&mut self, layer: usize, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// The input of layer `layer` `[batch, seq, hidden]` with its slots replaced by `state`.
+    pub fn read(&self, layer: usize, hidden: Tensor<B, 3>, state: &LayerState<B>) -> Tensor<B, 3> {
         let (g, t) = (self.layout.global_slots, self.layout.temp_slots);
         if g + t == 0 {
             return hidden;
         }
         let [batch, len, d] = hidden.dims();
-        let state = &self.state[layer];
         let mut parts = Vec::with_capacity(3);
         if g > 0 {
             let s = state
@@ -110,9 +106,9 @@ impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
         Tensor::cat(parts, 1)
     }
 
-    fn after_layer(&mut self, layer: usize, hidden: &Tensor<B, 3>) {
+    /// Layer `layer`'s memory after the chunk, from the layer's output `hidden` and `old`.
+    pub fn write(&self, layer: usize, hidden: &Tensor<B, 3>, old: &LayerState<B>) -> LayerState<B> {
         let [batch, _, d] = hidden.dims();
-        let old = &self.state[layer];
         let memory = &self.memory[layer];
         let global = match self.layout.readout_start {
             Some(start) => {
@@ -148,6 +144,27 @@ impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
             }
             _ => old.queue.clone(),
         };
-        self.next.push(LayerState { global, queue });
+        LayerState { global, queue }
+    }
+}
+
+/// Replaces slot inputs with memory before each layer and computes the next memory after it.
+pub struct ChunkHook<'a, B: Backend> {
+    /// The chunk's memory step.
+    pub step: ChunkMemory<'a, B>,
+    /// Memory the chunk reads (per layer).
+    pub state: &'a [LayerState<B>],
+    /// Memory after the chunk (per layer), filled as layers run.
+    pub next: Vec<LayerState<B>>,
+}
+
+impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
+    fn before_layer(&mut self, layer: usize, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.step.read(layer, hidden, &self.state[layer])
+    }
+
+    fn after_layer(&mut self, layer: usize, hidden: &Tensor<B, 3>) {
+        let next = self.step.write(layer, hidden, &self.state[layer]);
+        self.next.push(next);
     }
 }

@@ -5,13 +5,15 @@ mod forward;
 mod hook;
 mod io;
 mod model;
+mod parallel;
 mod snapshot;
 
 pub use adapter::{base_fingerprint, AdapterInfo, ADAPTER_FILE, ADAPTER_PARAMS, LORA_FILE};
 pub use forward::{check_batch, Prefill};
-pub use hook::{ChunkHook, ChunkIndices};
+pub use hook::{ChunkHook, ChunkIndices, ChunkMemory};
 pub use io::{
     load_comet, load_comet_adapter, stored_config, LoadedComet, CONFIG_FILE, MEMORY_FILE,
 };
-pub use model::{ChunkOutput, CometModel};
+pub use model::{ChunkInputs, ChunkOutput, CometModel};
+pub use parallel::{chunk_ranges, ContextParallel};
 pub use snapshot::{load_snapshot, save_snapshot, Snapshot, SNAPSHOT_VERSION};

@@ -4,9 +4,9 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::module::embedding;
 
-use super::hook::{ChunkHook, ChunkIndices};
+use super::hook::{ChunkHook, ChunkIndices, ChunkMemory};
 use crate::layout::{ChunkLayout, LayoutBuilder, MemoryShape, SpecialTokens};
-use crate::memory::{CometConfig, LayerMemory, MemoryState};
+use crate::memory::{CometConfig, LayerMemory, LayerState, MemoryState};
 use crate::model::{AttentionMask, ForwardInput, KvCache, Llm};
 
 /// A base model with CoMeT memory modules and the embeddings of CoMeT's special tokens.
@@ -21,6 +21,18 @@ pub struct CometModel<B: Backend> {
     /// Memory sizes and switches.
     #[module(skip)]
     pub comet: CometConfig,
+}
+
+/// What reading one chunk needs on the device, built once per chunk.
+pub struct ChunkInputs<B: Backend> {
+    /// Embeddings of the chunk's tokens and special tokens `[batch, len, hidden]`.
+    pub hidden: Tensor<B, 3>,
+    /// Position ids `[batch, len]` (restarting at 0 in every chunk).
+    pub positions: Tensor<B, 2, Int>,
+    /// Causal, or explicit when samples are padded.
+    pub mask: AttentionMask<B>,
+    /// Indices of the memory update.
+    pub indices: ChunkIndices<B>,
 }
 
 /// The result of reading one chunk.
@@ -150,10 +162,28 @@ impl<B: Backend> CometModel<B> {
         state: &MemoryState<B>,
         cache: Option<&mut KvCache<B>>,
     ) -> ChunkOutput<B> {
+        let inputs = self.chunk_inputs(layout, &state.queue_lengths);
+        let mut hook = ChunkHook {
+            step: self.chunk_memory(layout, &inputs.indices),
+            state: &state.layers,
+            next: Vec::with_capacity(self.memory.len()),
+        };
+        let input = ForwardInput {
+            positions: inputs.positions,
+            mask: inputs.mask,
+            cache,
+        };
+        let hidden = self.llm.forward_hidden(inputs.hidden, input, &mut hook);
+        ChunkOutput {
+            hidden,
+            state: self.state_after(layout, state, hook.next),
+        }
+    }
+
+    /// What reading `layout` needs on the device, given the queue lengths it starts from.
+    pub fn chunk_inputs(&self, layout: &ChunkLayout, queue_lengths: &[usize]) -> ChunkInputs<B> {
         let device = self.llm.embed_tokens.weight.device();
-        let d = self.llm.config().hidden_size;
         let (b, n) = (layout.batch, layout.len);
-        let hidden = self.embed(&layout.input_ids, b, n);
         let positions = Tensor::from_data(
             TensorData::new(layout.position_ids.clone(), [b, n]),
             &device,
@@ -166,36 +196,43 @@ impl<B: Backend> CometModel<B> {
         } else {
             AttentionMask::Causal
         };
-        let indices = ChunkIndices::new(layout, &self.comet, &state.queue_lengths, d, &device);
-        let mut hook = ChunkHook {
+        let d = self.llm.config().hidden_size;
+        ChunkInputs {
+            hidden: self.embed(&layout.input_ids, b, n),
+            positions,
+            mask,
+            indices: ChunkIndices::new(layout, &self.comet, queue_lengths, d, &device),
+        }
+    }
+
+    /// The memory step of chunk `layout` (its indices from [`Self::chunk_inputs`]).
+    pub fn chunk_memory<'a>(
+        &'a self,
+        layout: &'a ChunkLayout,
+        indices: &'a ChunkIndices<B>,
+    ) -> ChunkMemory<'a, B> {
+        ChunkMemory {
             memory: &self.memory,
             config: &self.comet,
             layout,
-            indices: &indices,
-            state: &state.layers,
-            next: Vec::with_capacity(self.memory.len()),
-        };
-        let hidden = self.llm.forward_hidden(
-            hidden,
-            ForwardInput {
-                positions,
-                mask,
-                cache,
-            },
-            &mut hook,
-        );
-        let queue_lengths =
-            layout.queue_lengths_after(&state.queue_lengths, self.comet.temp_budget);
-        let tokens_read = (0..b)
-            .map(|i| state.tokens_read[i] + layout.text_counts[i])
-            .collect();
-        ChunkOutput {
-            hidden,
-            state: MemoryState {
-                layers: hook.next,
-                queue_lengths,
-                tokens_read,
-            },
+            indices,
+        }
+    }
+
+    /// The memory after `layout` was read from `before`, given every layer's new state.
+    pub fn state_after(
+        &self,
+        layout: &ChunkLayout,
+        before: &MemoryState<B>,
+        layers: Vec<LayerState<B>>,
+    ) -> MemoryState<B> {
+        MemoryState {
+            layers,
+            queue_lengths: layout
+                .queue_lengths_after(&before.queue_lengths, self.comet.temp_budget),
+            tokens_read: (0..layout.batch)
+                .map(|i| before.tokens_read[i] + layout.text_counts[i])
+                .collect(),
         }
     }
 

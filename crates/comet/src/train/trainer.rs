@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, checkpoint_dir, Adam, TrainerState};
 use super::{compute_model, grads, recomputed_gradients, ModelSource, TrainConfig, TrainMode};
-use crate::comet::{base_fingerprint, load_comet_adapter, CometModel};
+use crate::comet::{base_fingerprint, load_comet_adapter, CometModel, ContextParallel};
 use crate::config::ModelConfig;
 use crate::data::{mix_seed, TrainData};
 use crate::fsutil::replace_dir;
@@ -74,6 +74,8 @@ pub struct Trainer<B: AutodiffBackend> {
     memory_ids: HashSet<ParamId>,
     step: usize,
     base: Option<Base>,
+    /// Devices of the context-parallel ranks (one entry: a single device).
+    ranks: Vec<B::Device>,
 }
 
 /// Totals of a finished run.
@@ -134,9 +136,25 @@ impl<B: AutodiffBackend> Trainer<B> {
             memory_ids,
             step,
             base,
+            ranks: vec![device.clone()],
         };
         trainer.truncate_log()?;
         Ok(trainer)
+    }
+
+    /// Trains context-parallel over `ranks` (devices, the first one the model's; repeats
+    /// make virtual ranks): each reads a contiguous range of every sample's chunks, and the
+    /// loss and gradients are those of one device (see [`ContextParallel`]).
+    pub fn with_ranks(mut self, ranks: Vec<B::Device>) -> Result<Self> {
+        if ranks.len() > 1 && self.config.recompute {
+            return Err(Error::Training(
+                "context parallelism and `recompute` cannot be combined yet; turn one off".into(),
+            ));
+        }
+        if !ranks.is_empty() {
+            self.ranks = ranks;
+        }
+        Ok(self)
     }
 
     /// Steps done so far (including those before a resume).
@@ -163,6 +181,34 @@ impl<B: AutodiffBackend> Trainer<B> {
         LayoutBuilder::new(comet, self.model.special_tokens())
     }
 
+    /// Loss of one micro-batch and its parameter gradients times `scale`.
+    fn gradients(
+        &self,
+        batch: &[Sequence],
+        builder: &LayoutBuilder,
+        scale: f32,
+    ) -> Result<(f64, GradientsParams)> {
+        let precision = self.config.precision;
+        if self.config.recompute {
+            let compute = compute_model(&self.model, precision);
+            return recomputed_gradients(&self.model, &compute, batch, builder, scale);
+        }
+        if self.ranks.len() > 1 {
+            let parallel =
+                ContextParallel::new(&self.model, &self.ranks, |m| compute_model(m, precision))?;
+            let l = parallel.loss(batch, builder)?;
+            let value = l.clone().into_scalar().elem::<f64>();
+            return Ok((
+                value,
+                parallel.gradients((l * scale).backward(), &self.model),
+            ));
+        }
+        let l = compute_model(&self.model, precision).loss_with(batch, builder)?;
+        let value = l.clone().into_scalar().elem::<f64>();
+        let grads = (l * scale).backward();
+        Ok((value, GradientsParams::from_grads(grads, &self.model)))
+    }
+
     /// One optimizer step.
     pub fn train_step(&mut self) -> Result<StepLog> {
         let start = Instant::now();
@@ -177,15 +223,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 .map(|i| self.data.sample(i))
                 .collect::<Result<Vec<Sequence>>>()?;
             tokens += batch.iter().map(|s| s.tokens.len()).sum::<usize>();
-            let compute = compute_model(&self.model, c.precision);
-            let (value, grads) = if c.recompute {
-                recomputed_gradients(&self.model, &compute, &batch, &builder, scale)?
-            } else {
-                let l = compute.loss_with(&batch, &builder)?;
-                let value = l.clone().into_scalar().elem::<f64>();
-                let grads = (l * scale).backward();
-                (value, GradientsParams::from_grads(grads, &self.model))
-            };
+            let (value, grads) = self.gradients(&batch, &builder, scale)?;
             if !value.is_finite() {
                 return Err(self.diverged("loss", value));
             }
