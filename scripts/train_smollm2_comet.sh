@@ -24,7 +24,8 @@ RECIPE=assets/recipes/smollm2-comet
 COMMITTED=assets/runs/smollm2-comet
 CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 export COMET_CACHE="$CACHE"
-# Committed progress into the cache (never over a newer local run).
+# Committed progress into the cache (never over a newer local run). The run goes on at the
+# stage with a checkpoint, else after the last stage with a finished adapter.
 latest=1
 for stage in 1 2 3 4; do
   run="$CACHE/runs/smollm2-comet-stage$stage"
@@ -35,7 +36,11 @@ for stage in 1 2 3 4; do
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-checkpoint" "$run/checkpoint"
     cp "$COMMITTED/stage$stage-train_log.jsonl" "$run/train_log.jsonl" 2>/dev/null || true
   fi
-  [ -d "$run/checkpoint" ] && latest=$stage
+  if [ -d "$run/checkpoint" ]; then
+    latest=$stage
+  elif [ -d "$run/adapter" ]; then
+    latest=$((stage + 1))
+  fi
 done
 FIRST="${1:-$latest}"
 LAST="${2:-4}"
