@@ -35,7 +35,7 @@ for devices in "${lists[@]}"; do
       step_seconds: (map(.seconds) | add), losses: map(.loss)}' "$work/run-$devices/train_log.jsonl")")
   echo "${rows[-1]}" | jq -c . >&2
 done
-backend=$("$COMET" --version >/dev/null 2>&1; grep -o 'on [a-z]*' "$work/err" | head -1 | cut -d' ' -f2)
+backend=$(grep -o ' on [a-z]* ->' "$work/err" | head -1 | cut -d' ' -f3)
 mkdir -p results/context-parallel
 printf '%s\n' "${rows[@]}" | jq -s --arg backend "${backend:-flex}" --arg commit "$(git rev-parse HEAD)" \
   '{backend: $backend, commit: $commit, model: "assets/recipes/passkey-small/model.json (2 layers, hidden 128)",
