@@ -17,6 +17,7 @@ use super::forward::check_batch;
 use super::model::{ChunkInputs, CometModel};
 use crate::layout::{ChunkLayout, LayoutBuilder, Sequence};
 use crate::memory::LayerState;
+use crate::model::RopeTables;
 use crate::{Error, Result};
 
 /// Model replicas, one per rank, each on its rank's device.
@@ -85,6 +86,15 @@ impl<B: AutodiffBackend> ContextParallel<B> {
             .enumerate()
             .map(|(t, l)| self.views[owner(t)].chunk_inputs(l, &queue_lengths[t]))
             .collect();
+        // RoPE tables once per chunk, not at every layer.
+        let ropes: Vec<RopeTables<B>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(t, i)| {
+                let tables = self.views[owner(t)].llm.rope.tables(i.positions.clone());
+                tables.cast(i.hidden.dtype())
+            })
+            .collect();
         let layers = first.llm.layers.len();
         // Layer l's memory as the next chunk to run at layer l will read it.
         let mut carry = vec![
@@ -102,36 +112,18 @@ impl<B: AutodiffBackend> ContextParallel<B> {
                 };
                 // The hand-over from the previous rank (a no-op on a shared device).
                 let state = to_device(carry[layer].clone(), &self.devices[rank]);
-                carry[layer] =
-                    self.run_layer(rank, layer, range.clone(), &layouts, &mut inputs, state);
+                carry[layer] = run_layer(
+                    &self.views[rank],
+                    layer,
+                    range.clone(),
+                    &layouts,
+                    &ropes,
+                    &mut inputs,
+                    state,
+                );
             }
         }
         self.mean_nll(&layouts, inputs, owner)
-    }
-
-    /// Runs layer `layer` of rank `rank` over its chunks `range`, starting from `state`;
-    /// returns the memory after its last chunk.
-    fn run_layer(
-        &self,
-        rank: usize,
-        layer: usize,
-        range: std::ops::Range<usize>,
-        layouts: &[ChunkLayout],
-        inputs: &mut [ChunkInputs<B>],
-        mut state: LayerState<B>,
-    ) -> LayerState<B> {
-        let model = &self.views[rank];
-        for t in range {
-            let input = &mut inputs[t];
-            let step = model.chunk_memory(&layouts[t], &input.indices);
-            let rope = model.llm.rope.tables(input.positions.clone());
-            let hidden = step.read(layer, input.hidden.clone(), &state);
-            let rope = rope.cast(hidden.dtype());
-            let hidden = model.llm.layers[layer].forward(hidden, &rope, &input.mask, None);
-            state = step.write(layer, &hidden, &state);
-            input.hidden = hidden;
-        }
-        state
     }
 
     /// The final norm and the loss of every chunk on its rank, summed on the first rank.
@@ -173,4 +165,26 @@ fn to_device<B: Backend>(state: LayerState<B>, device: &B::Device) -> LayerState
         global: state.global.map(|t| t.to_device(device)),
         queue: state.queue.map(|t| t.to_device(device)),
     }
+}
+
+/// Runs layer `layer` of a rank's `model` over its chunks `range`, starting from `state`;
+/// returns the memory after its last chunk.
+fn run_layer<B: AutodiffBackend>(
+    model: &CometModel<B>,
+    layer: usize,
+    range: std::ops::Range<usize>,
+    layouts: &[ChunkLayout],
+    ropes: &[RopeTables<B>],
+    inputs: &mut [ChunkInputs<B>],
+    mut state: LayerState<B>,
+) -> LayerState<B> {
+    for t in range {
+        let input = &mut inputs[t];
+        let step = model.chunk_memory(&layouts[t], &input.indices);
+        let hidden = step.read(layer, input.hidden.clone(), &state);
+        let hidden = model.llm.layers[layer].forward(hidden, &ropes[t], &input.mask, None);
+        state = step.write(layer, &hidden, &state);
+        input.hidden = hidden;
+    }
+    state
 }
