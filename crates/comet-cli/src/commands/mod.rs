@@ -8,6 +8,8 @@ pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod score;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod train;
 pub mod train_progress;
 

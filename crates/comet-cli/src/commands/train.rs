@@ -26,11 +26,12 @@ pub struct Args {
     /// Stop after this many steps instead of the config's `steps` (same schedule).
     #[arg(long)]
     stop_at: Option<usize>,
-    /// Context parallelism: device indices, one rank each (`0,1,2,3`: four GPUs, each
-    /// reading a quarter of every sample's chunks; on the CPU, virtual ranks). The result
-    /// equals one device's; the first device holds the model and the optimizer.
+    /// Context parallelism: devices, one rank each (`0,1,2,3`: four GPUs, each reading a
+    /// quarter of every sample's chunks; on the CPU, virtual ranks; in a `remote` build,
+    /// `comet serve` addresses `ws://host:3000,...`). The result equals one device's; the
+    /// first device holds the model and the optimizer.
     #[arg(long, value_delimiter = ',')]
-    devices: Vec<usize>,
+    devices: Vec<String>,
 }
 
 /// Runs `comet train`.
