@@ -221,6 +221,10 @@ fn a_document_read_in_pieces_and_saved_answers_as_if_read_at_once() {
     save_snapshot(&model, &long, &long_path).unwrap();
     let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
     assert!(size(&long_path).abs_diff(size(&path)) < 64);
+    // A document of whole chunks leaves nothing pending, and loads back (found by fuzzing).
+    let reloaded = load_snapshot(&model, &long_path).unwrap();
+    assert!(reloaded.pending.is_empty());
+    assert_eq!(reloaded.state.tokens_read, vec![504]);
 }
 
 #[test]

@@ -93,18 +93,21 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
 }
 
+/// The most decoder layers a config may declare (llama.cpp's limit).
+pub const MAX_LAYERS: usize = 512;
+
 impl ModelConfig {
     /// Reads a Hugging Face `config.json`.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| Error::corrupt(path, format!("not valid JSON: {e}")))?;
-        Self::from_hf_json(&value).map_err(|e| match e {
-            Error::Missing(reason) => Error::Config {
-                path: path.to_path_buf(),
-                reason,
+        Self::from_hf_json(&value).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: match e {
+                Error::Missing(reason) => reason,
+                other => other.to_string(),
             },
-            other => other,
         })
     }
 
@@ -197,6 +200,24 @@ impl ModelConfig {
 
     /// Checks the relations between fields that the model relies on.
     pub fn validate(&self) -> Result<()> {
+        // llama.cpp's LLAMA_MAX_LAYERS; a corrupt count must not size anything first.
+        if !(1..=MAX_LAYERS).contains(&self.num_layers) {
+            return Err(Error::Missing(format!(
+                "num_hidden_layers ({}) must be between 1 and {MAX_LAYERS}",
+                self.num_layers
+            )));
+        }
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_attention_heads", self.num_heads),
+            ("num_key_value_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::Missing(format!("{name} is 0")));
+        }
         if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(Error::Missing(format!(
                 "num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use super::model::CometModel;
 use crate::fsutil::write_atomic;
 use crate::memory::{LayerState, MemoryState};
+use crate::weights::check_finite;
 use crate::{Error, Result};
 
 /// Version written into and required of snapshot files.
@@ -170,15 +171,16 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
     }
     let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::corrupt(path, e.to_string()))?;
     let device = model.llm.embed_tokens.weight.device();
+    let hidden = model.llm.config().hidden_size;
     let load = |name: &str| -> Result<Option<(Tensor<B, 3>, usize)>> {
         let Ok(view) = st.tensor(name) else {
             return Ok(None);
         };
         let shape = view.shape().to_vec();
-        if shape.len() != 2 || view.dtype() != Dtype::F32 {
+        if shape.len() != 2 || view.dtype() != Dtype::F32 || shape[1] != hidden {
             return Err(Error::corrupt(
                 path,
-                format!("tensor `{name}` is not a 2-d f32 tensor"),
+                format!("tensor `{name}` is {shape:?}, not an f32 [rows, {hidden}] memory"),
             ));
         }
         let values: Vec<f32> = view
@@ -186,6 +188,7 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        check_finite(name, &values, "as f32", &path.display().to_string())?;
         let t = Tensor::<B, 2>::from_data(TensorData::new(values, [shape[0], shape[1]]), &device);
         Ok(Some((t.unsqueeze_dim(0), shape[0])))
     };
@@ -200,15 +203,30 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
             format!("{} pending ids: more than a chunk", pending.len()),
         ));
     }
-    crate::generate::check_ids(&pending, model.llm.config().vocab_size)?;
+    let vocab = model.llm.config().vocab_size;
+    if let Some(bad) = pending.iter().find(|&&id| id as usize >= vocab) {
+        return Err(Error::corrupt(
+            path,
+            format!("pending token id {bad} is outside the vocabulary (size {vocab})"),
+        ));
+    }
     let mut state = model.empty_state(1);
     state.tokens_read[0] = field("tokens_read").parse().unwrap_or(0);
     for (l, layer) in state.layers.iter_mut().enumerate() {
-        let global = load(&format!("layers.{l}.global"))?.map(|(t, _)| t);
+        let global = load(&format!("layers.{l}.global"))?;
         let queue = load(&format!("layers.{l}.queue"))?;
-        if let Some((_, n)) = &queue {
-            state.queue_lengths[0] = *n;
+        let (slots, budget) = (model.comet.memory_slots, model.comet.temp_budget);
+        let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
+        if global.is_some() && rows(&global) != slots || rows(&queue) > budget {
+            return Err(Error::corrupt(
+                path,
+                format!("layer {l}: memory of other sizes than {slots} slots and a queue of at most {budget}"),
+            ));
         }
+        if queue.is_some() {
+            state.queue_lengths[0] = rows(&queue);
+        }
+        let global = global.map(|(t, _)| t);
         *layer = LayerState {
             global,
             queue: queue.map(|(t, _)| t),

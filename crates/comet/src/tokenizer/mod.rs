@@ -79,7 +79,13 @@ impl Tokenizer {
 
     /// Builds the tokenizer stored in a GGUF file's metadata.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        let inner = tokenizer_from_gguf(file)?;
+        let file_name = file.path.display().to_string();
+        let inner = tokenizer_from_gguf(file).map_err(|e| match e {
+            Error::Tokenizer(m) if !m.contains(&file_name) => {
+                Error::Tokenizer(format!("{file_name}: {m}"))
+            }
+            other => other,
+        })?;
         let token = |key: &str| {
             file.num(key)
                 .and_then(|id| inner.id_to_token(id as u32))

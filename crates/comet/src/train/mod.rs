@@ -1,7 +1,7 @@
 //! Training CoMeT through every chunk: config, gradients (plain back-propagation through
 //! all chunks or chunk-level recomputation), parameter groups, checkpoints, the loop.
 
-mod checkpoint;
+pub mod checkpoint;
 mod config;
 pub mod grads;
 mod precision;

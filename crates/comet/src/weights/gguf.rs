@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::gguf_file::GgufFile;
 use super::quant::{dequantize, type_name};
-use super::source::{check_shape, WeightSource};
+use super::source::{check_finite, check_shape, WeightSource};
 use crate::config::{Architecture, ModelConfig};
 use crate::{Error, Result};
 
@@ -75,7 +75,8 @@ impl GgufWeights {
         let arch = file
             .str("general.architecture")
             .ok_or_else(|| Error::corrupt(path, "metadata `general.architecture` is missing"))?;
-        let architecture = Architecture::parse(arch)?;
+        let architecture =
+            Architecture::parse(arch).map_err(|e| Error::corrupt(path, e.to_string()))?;
         let num = |key: &str| {
             file.num(&format!("{arch}.{key}"))
                 .map(|n| n as usize)
@@ -162,15 +163,8 @@ impl WeightSource for GgufWeights {
         let hf_shape: Vec<usize> = info.dims.iter().rev().copied().collect();
         check_shape(&gname, &hf_shape, shape, &file)?;
         let mut data = dequantize(info.ggml_type, self.file.data(info));
-        if data.iter().any(|x| !x.is_finite()) {
-            return Err(Error::tensor(
-                &gname,
-                format!(
-                    "holds NaN or infinite values after {} decoding in {file}",
-                    type_name(info.ggml_type)
-                ),
-            ));
-        }
+        let how = format!("after {} decoding", type_name(info.ggml_type));
+        check_finite(&gname, &data, &how, &file)?;
         // llama.cpp permutes Q/K rows only for the Llama family; Qwen stores them as-is.
         if self.architecture == Architecture::Llama {
             let row_len = *shape.last().unwrap_or(&1);

@@ -86,13 +86,11 @@ impl<'a> Cursor<'a> {
     fn count(&mut self, what: &str) -> Result<usize> {
         let n = self.u64()?;
         // Every counted item takes at least one byte, so a larger count is corruption.
-        if n as usize > self.bytes.len() {
+        let left = self.bytes.len() - self.pos;
+        if n > left as u64 {
             return Err(Error::corrupt(
                 self.path,
-                format!(
-                    "truncated or corrupt: {what} count {n} exceeds the file's {} bytes",
-                    self.bytes.len()
-                ),
+                format!("truncated or corrupt: {what} count {n} exceeds the {left} bytes left"),
             ));
         }
         Ok(n as usize)
@@ -107,7 +105,9 @@ impl<'a> Cursor<'a> {
             )
         })
     }
-    fn value(&mut self, ty: u32) -> Result<MetaValue> {
+    /// One metadata value; `depth` counts enclosing arrays (nesting is bounded, so a
+    /// corrupt file cannot recurse until the stack overflows).
+    fn value(&mut self, ty: u32, depth: usize) -> Result<MetaValue> {
         Ok(match ty {
             0 => MetaValue::UInt(self.take(1)?[0] as u64),
             1 => MetaValue::Int(self.take(1)?[0] as i8 as i64),
@@ -119,11 +119,15 @@ impl<'a> Cursor<'a> {
             7 => MetaValue::Bool(self.take(1)?[0] != 0),
             8 => MetaValue::Str(self.string()?),
             9 => {
+                if depth >= 4 {
+                    return Err(Error::corrupt(self.path, "metadata arrays nested too deep"));
+                }
                 let item_ty = self.u32()?;
                 let n = self.count("array length")?;
-                let mut items = Vec::with_capacity(n);
+                // Grown as items are read, never sized by the (untrusted) count.
+                let mut items = Vec::new();
                 for _ in 0..n {
-                    items.push(self.value(item_ty)?);
+                    items.push(self.value(item_ty, depth + 1)?);
                 }
                 MetaValue::Array(items)
             }
@@ -167,9 +171,9 @@ impl GgufFile {
         for _ in 0..n_kv {
             let key = c.string()?;
             let ty = c.u32()?;
-            metadata.insert(key, c.value(ty)?);
+            metadata.insert(key, c.value(ty, 0)?);
         }
-        let mut infos = Vec::with_capacity(n_tensors);
+        let mut infos = Vec::new();
         for _ in 0..n_tensors {
             let name = c.string()?;
             let n_dims = c.u32()? as usize;
@@ -193,21 +197,30 @@ impl GgufFile {
         let data_start = c.pos.div_ceil(alignment) * alignment;
         let mut tensors = HashMap::new();
         for (name, dims, ggml_type, offset) in infos {
-            let start = data_start + offset;
-            let n: usize = dims.iter().product();
-            let size = super::quant::byte_size(ggml_type, n).ok_or_else(|| {
-                Error::tensor(&name, format!("ggml type {ggml_type} is not supported"))
-            })?;
-            if start.checked_add(size).is_none_or(|end| end > mmap.len()) {
+            let file = path.display();
+            let n = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            let size = n.and_then(|n| super::quant::byte_size(ggml_type, n));
+            let Some(size) = size else {
+                let reason = if super::quant::block_layout(ggml_type).is_none() {
+                    format!("has ggml type {ggml_type}, which is not supported, in {file}")
+                } else {
+                    let ty = super::quant::type_name(ggml_type);
+                    format!("has dims {dims:?}: not a whole number of {ty} blocks, in {file}")
+                };
+                return Err(Error::tensor(&name, reason));
+            };
+            let start = data_start.checked_add(offset);
+            let end = start.and_then(|s| s.checked_add(size));
+            let (Some(start), Some(end)) = (start, end.filter(|&e| e <= mmap.len())) else {
                 return Err(Error::corrupt(
                     path,
                     format!(
-                        "truncated: tensor `{name}` needs bytes {start}..{} but the file has {}",
-                        start + size,
+                        "truncated: tensor `{name}` needs {size} bytes from offset {offset} but the file has {}",
                         mmap.len()
                     ),
                 ));
-            }
+            };
+            debug_assert!(end <= mmap.len());
             tensors.insert(
                 name,
                 TensorInfo {

@@ -16,4 +16,5 @@ pub use gguf_file::{GgufFile, MetaValue, TensorInfo};
 pub use module::ModuleWeights;
 pub use quant::dequantize;
 pub use safetensors::SafetensorsWeights;
+pub(crate) use source::check_finite;
 pub use source::{RandomWeights, WeightSource};

@@ -3,7 +3,7 @@
 use half::f16;
 
 /// `(elements per block, bytes per block)` of a ggml type, if supported.
-fn block_layout(ggml_type: u32) -> Option<(usize, usize)> {
+pub(crate) fn block_layout(ggml_type: u32) -> Option<(usize, usize)> {
     Some(match ggml_type {
         0 => (1, 4),      // F32
         1 => (1, 2),      // F16
@@ -41,7 +41,11 @@ pub fn type_name(ggml_type: u32) -> String {
 /// Bytes taken by `n` elements of `ggml_type`; `None` if unsupported or not whole blocks.
 pub fn byte_size(ggml_type: u32, n: usize) -> Option<usize> {
     let (per_block, bytes) = block_layout(ggml_type)?;
-    n.is_multiple_of(per_block).then(|| n / per_block * bytes)
+    if n.is_multiple_of(per_block) {
+        (n / per_block).checked_mul(bytes)
+    } else {
+        None
+    }
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
-use super::source::{check_shape, WeightSource};
+use super::source::{check_finite, check_shape, WeightSource};
 use crate::{Error, Result};
 
 /// The safetensors files of one model, memory-mapped.
@@ -58,6 +58,18 @@ impl SafetensorsWeights {
         Ok(Self { files, index })
     }
 
+    /// The file, or the shards' folder, for error messages.
+    fn describe(&self) -> String {
+        match self.files.as_slice() {
+            [(path, _)] => path.display().to_string(),
+            files => {
+                let dir = files.first().and_then(|(p, _)| p.parent());
+                let dir = dir.map(|d| d.display().to_string()).unwrap_or_default();
+                format!("the {} safetensors shards in {dir}", files.len())
+            }
+        }
+    }
+
     /// Names of all tensors in the store.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.index.keys().map(String::as_str)
@@ -72,10 +84,23 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::corrupt(index, "no `weight_map` object"))?;
-    let mut names: Vec<String> = map
-        .values()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect();
+    let mut names = Vec::new();
+    for value in map.values() {
+        // A shard is a file beside the index: no paths elsewhere on the machine.
+        match value.as_str() {
+            Some(name)
+                if !name.is_empty() && Path::new(name).file_name() == Some(name.as_ref()) =>
+            {
+                names.push(name.to_string())
+            }
+            _ => {
+                return Err(Error::corrupt(
+                    index,
+                    format!("`weight_map` names {value}, not a file beside the index"),
+                ))
+            }
+        }
+    }
     names.sort();
     names.dedup();
     Ok(names)
@@ -90,7 +115,7 @@ impl WeightSource for SafetensorsWeights {
         let &i = self
             .index
             .get(name)
-            .ok_or_else(|| Error::tensor(name, "missing from the safetensors files"))?;
+            .ok_or_else(|| Error::tensor(name, format!("missing from {}", self.describe())))?;
         let (path, mmap) = &self.files[i];
         let file = path.display().to_string();
         let st = SafeTensors::deserialize(mmap).map_err(|e| Error::corrupt(path, e.to_string()))?;
@@ -98,12 +123,14 @@ impl WeightSource for SafetensorsWeights {
             .tensor(name)
             .map_err(|e| Error::tensor(name, e.to_string()))?;
         check_shape(name, view.shape(), shape, &file)?;
-        to_f32(name, view.dtype(), view.data())
+        let data = to_f32(name, view.dtype(), view.data(), &file)?;
+        check_finite(name, &data, &format!("as {:?}", view.dtype()), &file)?;
+        Ok(data)
     }
 }
 
 /// Converts little-endian tensor bytes of a float dtype to f32.
-fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8], file: &str) -> Result<Vec<f32>> {
     let pairs = || {
         bytes
             .chunks_exact(2)
@@ -119,7 +146,7 @@ fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
         other => {
             return Err(Error::tensor(
                 name,
-                format!("dtype {other:?} is not supported (f32, f16, bf16 are)"),
+                format!("has dtype {other:?} in {file} (f32, f16, bf16 are supported)"),
             ))
         }
     })

@@ -24,6 +24,19 @@ pub fn check_shape(name: &str, found: &[usize], expected: &[usize], file: &str) 
     }
 }
 
+/// Refuses a tensor holding NaN or infinite values (`how`: "after Q4_K decoding", "as BF16"):
+/// a model that loads them answers garbage without a word.
+pub fn check_finite(name: &str, data: &[f32], how: &str, file: &str) -> Result<()> {
+    if data.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::tensor(
+            name,
+            format!("holds NaN or infinite values {how} in {file}"),
+        ))
+    }
+}
+
 /// Deterministic random weights for training from scratch: normal(0, 0.02) matrices,
 /// unit norms, zero biases (the usual Llama initialisation).
 pub struct RandomWeights {
