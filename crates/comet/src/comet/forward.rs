@@ -34,20 +34,16 @@ impl<B: Backend> CometModel<B> {
     /// [`Self::loss`] with a given layout builder (e.g. another chunk size).
     pub fn loss_with(&self, batch: &[Sequence], builder: &LayoutBuilder) -> Result<Tensor<B, 1>> {
         check_batch(batch)?;
-        let mut state = self.empty_state(batch.len());
-        let layouts = builder.iter(batch, Self::memory_shape(&state), false);
         let mut total: Option<Tensor<B, 1>> = None;
         let mut count = 0usize;
-        for layout in layouts {
-            let out = self.read_chunk(&layout, &state, None);
-            if let Some((nll, n)) = self.chunk_nll(&layout, out.hidden) {
+        for chunk in self.reader(batch, builder, self.empty_state(batch.len()), false) {
+            if let Some((nll, n)) = self.chunk_nll(&chunk.layout, chunk.hidden) {
                 total = Some(match total {
                     Some(t) => t + nll,
                     None => nll,
                 });
                 count += n;
             }
-            state = out.state;
         }
         let total =
             total.ok_or_else(|| Error::Input("no token in the batch has a target".into()))?;
@@ -97,14 +93,13 @@ impl<B: Backend> CometModel<B> {
         mut on_chunk: impl FnMut(usize),
     ) -> Result<MemoryState<B>> {
         let seq = self.checked_sequence(ids, &state)?;
-        let mut state = state;
         let builder = self.layout_builder();
         let batch = [seq];
-        for layout in builder.iter(&batch, Self::memory_shape(&state), true) {
-            state = self.read_chunk(&layout, &state, None).state;
-            on_chunk(layout.text_counts[0]);
+        let mut reader = self.reader(&batch, &builder, state, true);
+        for chunk in reader.by_ref() {
+            on_chunk(chunk.layout.text_counts[0]);
         }
-        Ok(state)
+        Ok(reader.into_state())
     }
 
     /// Reads `ids` for generation: every chunk but the final one into memory, the final
@@ -118,21 +113,16 @@ impl<B: Backend> CometModel<B> {
         let seq = self.checked_sequence(ids, &state)?;
         let builder = self.layout_builder();
         let batch = [seq];
-        let mut layouts = builder
-            .iter(&batch, Self::memory_shape(&state), false)
-            .peekable();
-        let mut state = state;
-        let last = loop {
-            let layout = layouts.next().expect("non-empty input has a chunk");
-            if layouts.peek().is_none() {
-                break layout;
-            }
-            state = self.read_chunk(&layout, &state, None).state;
-            on_chunk(layout.text_counts[0]);
-        };
-        let last = &last;
+        let mut reader = self.reader(&batch, &builder, state, false);
+        while reader.remaining() > 1 {
+            let chunk = reader.next().expect("chunks remain");
+            on_chunk(chunk.layout.text_counts[0]);
+        }
         let mut cache = KvCache::new(self.llm.layers.len());
-        let out = self.read_chunk(last, &state, Some(&mut cache));
+        let out = reader
+            .next_into_cache(&mut cache)
+            .expect("non-empty input has a chunk");
+        let last = &out.layout;
         on_chunk(last.text_counts[0]);
         let position = *last.text_positions.last().expect("final chunk has text");
         let [b, _, d] = out.hidden.dims();
@@ -146,7 +136,7 @@ impl<B: Backend> CometModel<B> {
             .expect("f32 logits");
         // The final chunk's memory update is not used: decoding reads the memory it started from.
         Ok(Prefill {
-            state,
+            state: reader.into_state(),
             cache,
             logits,
             final_text: last.text_counts[0],
@@ -157,14 +147,11 @@ impl<B: Backend> CometModel<B> {
     /// handed to `on_chunk` one chunk at a time (`[text, vocab]`, with the chunk's targets).
     pub fn score(&self, ids: &[u32], mut on_chunk: impl FnMut(Tensor<B, 2>, &[i64])) -> Result<()> {
         let seq = self.checked_sequence(ids, &self.empty_state(1))?;
-        let mut state = self.empty_state(1);
         let builder = self.layout_builder();
         let batch = [seq];
-        for layout in builder.iter(&batch, Self::memory_shape(&state), false) {
-            let out = self.read_chunk(&layout, &state, None);
-            let logits = self.text_logits(&layout, out.hidden).squeeze_dim::<2>(0);
-            on_chunk(logits, &layout.targets);
-            state = out.state;
+        for chunk in self.reader(&batch, &builder, self.empty_state(1), false) {
+            let logits = self.text_logits(&chunk.layout, chunk.hidden);
+            on_chunk(logits.squeeze_dim::<2>(0), &chunk.layout.targets);
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ mod hook;
 mod io;
 mod model;
 mod parallel;
+mod reader;
 mod snapshot;
 
 pub use adapter::{base_fingerprint, AdapterInfo, ADAPTER_FILE, ADAPTER_PARAMS, LORA_FILE};
@@ -16,4 +17,5 @@ pub use io::{
 };
 pub use model::{ChunkInputs, ChunkOutput, CometModel};
 pub use parallel::{chunk_ranges, ContextParallel};
+pub use reader::{ChunkReader, ReadChunk};
 pub use snapshot::{load_snapshot, save_snapshot, Snapshot, SNAPSHOT_VERSION};

@@ -106,13 +106,15 @@ pub fn greedy_matches<B: Backend>(
 ) -> Result<Vec<TargetMatch>> {
     check_batch(batch)?;
     let mut matches = vec![TargetMatch::default(); batch.len()];
-    let mut state = model.empty_state(batch.len());
     let builder = model.layout_builder();
-    for layout in builder.iter(batch, CometModel::<B>::memory_shape(&state), false) {
-        let out = model.read_chunk(&layout, &state, None);
+    for chunk in model.reader(batch, &builder, model.empty_state(batch.len()), false) {
+        let layout = &chunk.layout;
         if layout.targets.iter().any(|&t| t >= 0) {
             let n = layout.text_positions.len();
-            let predicted = model.text_logits(&layout, out.hidden).argmax(2).into_data();
+            let predicted = model
+                .text_logits(layout, chunk.hidden)
+                .argmax(2)
+                .into_data();
             let predicted = predicted.iter::<i64>();
             for (i, (&target, p)) in layout.targets.iter().zip(predicted).enumerate() {
                 if target >= 0 {
@@ -122,7 +124,6 @@ pub fn greedy_matches<B: Backend>(
                 }
             }
         }
-        state = out.state;
     }
     Ok(matches)
 }

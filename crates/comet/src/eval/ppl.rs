@@ -31,14 +31,13 @@ pub fn chunk_perplexity<B: Backend>(
     let batch = [Sequence::language_model(ids.to_vec())];
     let builder = model.layout_builder();
     let empty = model.empty_state(1);
-    let mut state = empty.clone();
     let mut out = Vec::new();
     let mut start = 0;
-    for (chunk, layout) in builder
-        .iter(&batch, CometModel::<B>::memory_shape(&state), false)
+    for (chunk, with) in model
+        .reader(&batch, &builder, empty.clone(), false)
         .enumerate()
     {
-        let with = model.read_chunk(&layout, &state, None);
+        let layout = with.layout;
         // Alone, the chunk is laid out for empty memory (no temporary slots), keeping the
         // stream's targets so its last token still predicts the next chunk's first.
         let text = layout.text_counts[0];
@@ -64,7 +63,6 @@ pub fn chunk_perplexity<B: Backend>(
                 without_memory: ppl(b),
             });
         }
-        state = with.state;
         on_chunk(text);
     }
     Ok(out)

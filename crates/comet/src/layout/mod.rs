@@ -178,7 +178,7 @@ impl LayoutBuilder {
         batch: &'a [Sequence],
         start: MemoryShape,
         readouts_on_last: bool,
-    ) -> impl Iterator<Item = ChunkLayout> + 'a {
+    ) -> impl ExactSizeIterator<Item = ChunkLayout> + 'a {
         let c = &self.config;
         let longest = batch.iter().map(|s| s.tokens.len()).max().unwrap_or(0);
         let n_chunks = longest.div_ceil(c.chunk_size);

@@ -34,7 +34,7 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
 ) -> Result<(f64, GradientsParams)> {
     check_batch(batch)?;
     let inner = model.valid();
-    let mut state = inner.empty_state(batch.len());
+    let state = inner.empty_state(batch.len());
     let layouts = builder.chunks(batch, CometModel::memory_shape(&state), false);
     let count: usize = layouts
         .iter()
@@ -43,12 +43,12 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
     if count == 0 {
         return Err(Error::Input("no token in the batch has a target".into()));
     }
-    let mut incoming = Vec::with_capacity(layouts.len());
-    for layout in &layouts[..layouts.len() - 1] {
-        let next = inner.read_chunk(layout, &state, None).state;
-        incoming.push(std::mem::replace(&mut state, next));
+    // The memory each chunk starts from, without a graph: every chunk but the last read.
+    let mut reader = inner.reader_over(layouts[..layouts.len() - 1].iter().cloned(), state);
+    let mut incoming = vec![reader.state().clone()];
+    while reader.next().is_some() {
+        incoming.push(reader.state().clone());
     }
-    incoming.push(state);
 
     let weight = scale / count as f32;
     let mut loss = 0.0f64;
