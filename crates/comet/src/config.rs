@@ -32,6 +32,91 @@ impl Architecture {
     }
 }
 
+/// The fields of a Hugging Face `config.json` this crate reads (null = absent; the rest
+/// of the file is ignored), converted to a [`ModelConfig`] with transformers' defaults.
+#[derive(Deserialize)]
+struct HfConfig {
+    model_type: String,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    rope_theta: Option<f64>,
+    rope_scaling: Option<Value>,
+    /// transformers v5 moved `rope_theta` and `rope_scaling` here.
+    rope_parameters: Option<Value>,
+    rms_norm_eps: Option<f64>,
+    tie_word_embeddings: Option<bool>,
+    attention_bias: Option<bool>,
+    max_position_embeddings: Option<usize>,
+    eos_token_id: Option<TokenIds>,
+    bos_token_id: Option<TokenIds>,
+}
+
+/// A token id or a list of them (`eos_token_id` is either).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl TokenIds {
+    fn into_vec(ids: Option<Self>) -> Vec<u32> {
+        match ids {
+            None => Vec::new(),
+            Some(Self::One(id)) => vec![id],
+            Some(Self::Many(ids)) => ids,
+        }
+    }
+}
+
+impl TryFrom<HfConfig> for ModelConfig {
+    type Error = Error;
+
+    fn try_from(hf: HfConfig) -> Result<Self> {
+        let architecture = Architecture::parse(&hf.model_type)?;
+        let num_heads = hf.num_attention_heads;
+        let rope = hf.rope_parameters.filter(Value::is_object);
+        let rope_theta = rope
+            .as_ref()
+            .and_then(|p| p.get("rope_theta"))
+            .and_then(Value::as_f64)
+            .or(hf.rope_theta)
+            .unwrap_or(10000.0);
+        let rope_scaling = match hf.rope_scaling.filter(|s| !s.is_null()).or(rope) {
+            None => None,
+            Some(s) => parse_rope_scaling(&s)?,
+        };
+        let config = Self {
+            architecture,
+            vocab_size: hf.vocab_size,
+            hidden_size: hf.hidden_size,
+            intermediate_size: hf.intermediate_size,
+            num_layers: hf.num_hidden_layers,
+            num_heads,
+            num_kv_heads: hf.num_key_value_heads.unwrap_or(num_heads),
+            head_dim: hf.head_dim.unwrap_or(hf.hidden_size / num_heads.max(1)),
+            rope_theta,
+            rope_scaling,
+            rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
+            tie_word_embeddings: hf.tie_word_embeddings.unwrap_or(false),
+            // Qwen2 always has Q/K/V biases; the others say so in the config.
+            attention_bias: architecture == Architecture::Qwen2
+                || hf.attention_bias.unwrap_or(false),
+            qk_norm: architecture == Architecture::Qwen3,
+            max_position_embeddings: hf.max_position_embeddings.unwrap_or(4096),
+            eos_token_ids: TokenIds::into_vec(hf.eos_token_id),
+            bos_token_id: TokenIds::into_vec(hf.bos_token_id).first().copied(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 /// How RoPE frequencies are rescaled for long contexts (`rope_scaling` in `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rope_type", rename_all = "lowercase")]
@@ -113,89 +198,8 @@ impl ModelConfig {
 
     /// Interprets the JSON object of a Hugging Face `config.json`.
     pub fn from_hf_json(v: &Value) -> Result<Self> {
-        let model_type = v
-            .get("model_type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Missing("field `model_type` is missing".into()))?;
-        let architecture = Architecture::parse(model_type)?;
-        let usize_field = |name: &str| -> Result<usize> {
-            v.get(name)
-                .and_then(Value::as_u64)
-                .filter(|&n| n > 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| {
-                    Error::Missing(format!(
-                        "field `{name}` is missing or not a positive integer"
-                    ))
-                })
-        };
-        let hidden_size = usize_field("hidden_size")?;
-        let num_heads = usize_field("num_attention_heads")?;
-        let num_kv_heads = match v.get("num_key_value_heads") {
-            Some(Value::Null) | None => num_heads,
-            Some(_) => usize_field("num_key_value_heads")?,
-        };
-        let head_dim = match v.get("head_dim") {
-            Some(Value::Null) | None => hidden_size / num_heads,
-            Some(_) => usize_field("head_dim")?,
-        };
-        let float_or =
-            |name: &str, default: f64| v.get(name).and_then(Value::as_f64).unwrap_or(default);
-        let ids = |name: &str| -> Vec<u32> {
-            match v.get(name) {
-                Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(Value::as_u64)
-                    .map(|n| n as u32)
-                    .collect(),
-                _ => Vec::new(),
-            }
-        };
-        // transformers v5 moved `rope_theta` and `rope_scaling` into `rope_parameters`.
-        let rope = v.get("rope_parameters").filter(|p| p.is_object());
-        let rope_theta = rope
-            .and_then(|p| p.get("rope_theta"))
-            .or_else(|| v.get("rope_theta"))
-            .and_then(Value::as_f64)
-            .unwrap_or(10000.0);
-        let rope_scaling = match v.get("rope_scaling").filter(|s| !s.is_null()).or(rope) {
-            None => None,
-            Some(s) => parse_rope_scaling(s)?,
-        };
-        let config = Self {
-            architecture,
-            vocab_size: usize_field("vocab_size")?,
-            hidden_size,
-            intermediate_size: usize_field("intermediate_size")?,
-            num_layers: usize_field("num_hidden_layers")?,
-            num_heads,
-            num_kv_heads,
-            head_dim,
-            rope_theta,
-            rope_scaling,
-            rms_norm_eps: float_or("rms_norm_eps", 1e-6),
-            tie_word_embeddings: v
-                .get("tie_word_embeddings")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            attention_bias: match architecture {
-                Architecture::Qwen2 => true,
-                _ => v
-                    .get("attention_bias")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            },
-            qk_norm: architecture == Architecture::Qwen3,
-            max_position_embeddings: v
-                .get("max_position_embeddings")
-                .and_then(Value::as_u64)
-                .unwrap_or(4096) as usize,
-            eos_token_ids: ids("eos_token_id"),
-            bos_token_id: ids("bos_token_id").first().copied(),
-        };
-        config.validate()?;
-        Ok(config)
+        let hf = HfConfig::deserialize(v).map_err(|e| Error::Missing(e.to_string()))?;
+        Self::try_from(hf)
     }
 
     /// Checks the relations between fields that the model relies on.

@@ -147,6 +147,42 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| Error::corrupt(path, format!("not a CoMeT memory snapshot ({e})")))?;
     let meta = header.metadata().clone().unwrap_or_default();
+    check_header(model, &meta, path)?;
+    let pending = pending_ids(model, &meta, path)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::corrupt(path, e.to_string()))?;
+    let mut state = model.empty_state(1);
+    state.tokens_read[0] = meta
+        .get("tokens_read")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let (slots, budget) = (model.comet.memory_slots, model.comet.temp_budget);
+    for (l, layer) in state.layers.iter_mut().enumerate() {
+        let global = memory_rows(model, &st, &format!("layers.{l}.global"), path)?;
+        let queue = memory_rows(model, &st, &format!("layers.{l}.queue"), path)?;
+        let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
+        if global.is_some() && rows(&global) != slots || rows(&queue) > budget {
+            return Err(Error::corrupt(
+                path,
+                format!("layer {l}: memory of other sizes than {slots} slots and a queue of at most {budget}"),
+            ));
+        }
+        if queue.is_some() {
+            state.queue_lengths[0] = rows(&queue);
+        }
+        *layer = LayerState {
+            global: global.map(|(t, _)| t),
+            queue: queue.map(|(t, _)| t),
+        };
+    }
+    Ok(Snapshot { state, pending })
+}
+
+/// Refuses a file that is not a snapshot of this version made for `model`.
+fn check_header<B: Backend>(
+    model: &CometModel<B>,
+    meta: &HashMap<String, String>,
+    path: &Path,
+) -> Result<()> {
     let field = |k: &str| meta.get(k).map(String::as_str).unwrap_or("");
     if field("format") != FORMAT {
         return Err(Error::corrupt(
@@ -169,29 +205,15 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
             "snapshot was made with another model, CoMeT config or memory weights",
         ));
     }
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::corrupt(path, e.to_string()))?;
-    let device = model.llm.embed_tokens.weight.device();
-    let hidden = model.llm.config().hidden_size;
-    let load = |name: &str| -> Result<Option<(Tensor<B, 3>, usize)>> {
-        let Ok(view) = st.tensor(name) else {
-            return Ok(None);
-        };
-        let shape = view.shape().to_vec();
-        if shape.len() != 2 || view.dtype() != Dtype::F32 || shape[1] != hidden {
-            return Err(Error::corrupt(
-                path,
-                format!("tensor `{name}` is {shape:?}, not an f32 [rows, {hidden}] memory"),
-            ));
-        }
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        check_finite(name, &values, "as f32", &path.display().to_string())?;
-        let t = Tensor::<B, 2>::from_data(TensorData::new(values, [shape[0], shape[1]]), &device);
-        Ok(Some((t.unsqueeze_dim(0), shape[0])))
-    };
+    Ok(())
+}
+
+/// The text read after the last whole chunk: fewer ids than a chunk, all in the vocabulary.
+fn pending_ids<B: Backend>(
+    model: &CometModel<B>,
+    meta: &HashMap<String, String>,
+    path: &Path,
+) -> Result<Vec<u32>> {
     let pending: Vec<u32> = match meta.get("pending") {
         Some(text) => serde_json::from_str(text)
             .map_err(|e| Error::corrupt(path, format!("metadata `pending`: {e}")))?,
@@ -210,27 +232,34 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
             format!("pending token id {bad} is outside the vocabulary (size {vocab})"),
         ));
     }
-    let mut state = model.empty_state(1);
-    state.tokens_read[0] = field("tokens_read").parse().unwrap_or(0);
-    for (l, layer) in state.layers.iter_mut().enumerate() {
-        let global = load(&format!("layers.{l}.global"))?;
-        let queue = load(&format!("layers.{l}.queue"))?;
-        let (slots, budget) = (model.comet.memory_slots, model.comet.temp_budget);
-        let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
-        if global.is_some() && rows(&global) != slots || rows(&queue) > budget {
-            return Err(Error::corrupt(
-                path,
-                format!("layer {l}: memory of other sizes than {slots} slots and a queue of at most {budget}"),
-            ));
-        }
-        if queue.is_some() {
-            state.queue_lengths[0] = rows(&queue);
-        }
-        let global = global.map(|(t, _)| t);
-        *layer = LayerState {
-            global,
-            queue: queue.map(|(t, _)| t),
-        };
+    Ok(pending)
+}
+
+/// Memory tensor `name` as `[1, rows, hidden]` and its row count, if the file holds it.
+fn memory_rows<B: Backend>(
+    model: &CometModel<B>,
+    st: &SafeTensors,
+    name: &str,
+    path: &Path,
+) -> Result<Option<(Tensor<B, 3>, usize)>> {
+    let Ok(view) = st.tensor(name) else {
+        return Ok(None);
+    };
+    let hidden = model.llm.config().hidden_size;
+    let shape = view.shape().to_vec();
+    if shape.len() != 2 || view.dtype() != Dtype::F32 || shape[1] != hidden {
+        return Err(Error::corrupt(
+            path,
+            format!("tensor `{name}` is {shape:?}, not an f32 [rows, {hidden}] memory"),
+        ));
     }
-    Ok(Snapshot { state, pending })
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    check_finite(name, &values, "as f32", &path.display().to_string())?;
+    let device = model.llm.embed_tokens.weight.device();
+    let t = Tensor::<B, 2>::from_data(TensorData::new(values, [shape[0], shape[1]]), &device);
+    Ok(Some((t.unsqueeze_dim(0), shape[0])))
 }

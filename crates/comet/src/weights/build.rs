@@ -10,24 +10,46 @@ use crate::config::ModelConfig;
 use crate::model::{Attention, DecoderLayer, Llm, Mlp, Rope};
 use crate::Result;
 
-/// Reads tensors from a source onto a device, ticking a progress bar per tensor.
+/// Reads tensors from a source onto a device, ticking a progress bar per tensor. Names are
+/// relative to `prefix`: each module names its own tensors (`b.pp("self_attn")`).
 struct Builder<'a, B: Backend> {
     source: &'a mut dyn WeightSource,
     device: &'a B::Device,
     progress: &'a ProgressBar,
+    prefix: String,
 }
 
 impl<B: Backend> Builder<'_, B> {
+    /// A builder for the tensors under `name` (`model.layers.3` + `self_attn`).
+    fn pp(&mut self, name: &str) -> Builder<'_, B> {
+        let prefix = self.path(name);
+        Builder {
+            source: &mut *self.source,
+            device: self.device,
+            progress: self.progress,
+            prefix,
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
     fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
-        let data = self.source.load(name, &shape)?;
+        let data = self.source.load(&self.path(name), &shape)?;
         self.progress.inc(1);
         Ok(Tensor::from_data(TensorData::new(data, shape), self.device))
     }
 
     /// A PyTorch `[out, in]` weight stored as Burn's `[in, out]`.
     fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear<B>> {
-        let name = format!("{prefix}.weight");
-        let data = self.source.load(&name, &[d_out, d_in])?;
+        let data = self
+            .source
+            .load(&self.path(&format!("{prefix}.weight")), &[d_out, d_in])?;
         let mut transposed = vec![0f32; data.len()];
         for (o, row) in data.chunks_exact(d_in).enumerate() {
             for (i, &w) in row.iter().enumerate() {
@@ -56,42 +78,28 @@ impl<B: Backend> Builder<'_, B> {
         })
     }
 
-    fn layer(&mut self, c: &ModelConfig, l: usize) -> Result<DecoderLayer<B>> {
-        let p = format!("model.layers.{l}");
-        let (d, hd) = (c.hidden_size, c.head_dim);
-        let qk_norm = |b: &mut Self, which: &str| -> Result<Option<RmsNorm<B>>> {
-            if c.qk_norm {
-                Ok(Some(b.norm(
-                    &format!("{p}.self_attn.{which}_norm"),
-                    hd,
-                    c.rms_norm_eps,
-                )?))
-            } else {
-                Ok(None)
-            }
-        };
-        let self_attn = Attention {
-            q_proj: self.linear(
-                &format!("{p}.self_attn.q_proj"),
-                d,
-                c.num_heads * hd,
-                c.attention_bias,
-            )?,
-            k_proj: self.linear(
-                &format!("{p}.self_attn.k_proj"),
-                d,
-                c.num_kv_heads * hd,
-                c.attention_bias,
-            )?,
-            v_proj: self.linear(
-                &format!("{p}.self_attn.v_proj"),
-                d,
-                c.num_kv_heads * hd,
-                c.attention_bias,
-            )?,
-            o_proj: self.linear(&format!("{p}.self_attn.o_proj"), c.num_heads * hd, d, false)?,
-            q_norm: qk_norm(self, "q")?,
-            k_norm: qk_norm(self, "k")?,
+    fn layer(&mut self, c: &ModelConfig) -> Result<DecoderLayer<B>> {
+        let (d, eps) = (c.hidden_size, c.rms_norm_eps);
+        // Reading order = `tensor_specs` order: attention, the two norms, the MLP.
+        let self_attn = self.pp("self_attn").attention(c)?;
+        Ok(DecoderLayer {
+            input_layernorm: self.norm("input_layernorm", d, eps)?,
+            self_attn,
+            post_attention_layernorm: self.norm("post_attention_layernorm", d, eps)?,
+            mlp: self.pp("mlp").mlp(c)?,
+        })
+    }
+
+    fn attention(&mut self, c: &ModelConfig) -> Result<Attention<B>> {
+        let (d, hd, bias) = (c.hidden_size, c.head_dim, c.attention_bias);
+        let (q, kv) = (c.num_heads * hd, c.num_kv_heads * hd);
+        Ok(Attention {
+            q_proj: self.linear("q_proj", d, q, bias)?,
+            k_proj: self.linear("k_proj", d, kv, bias)?,
+            v_proj: self.linear("v_proj", d, kv, bias)?,
+            o_proj: self.linear("o_proj", q, d, false)?,
+            q_norm: self.qk_norm(c, "q_norm")?,
+            k_norm: self.qk_norm(c, "k_norm")?,
             num_heads: c.num_heads,
             num_kv_heads: c.num_kv_heads,
             head_dim: hd,
@@ -99,33 +107,25 @@ impl<B: Backend> Builder<'_, B> {
             k_lora: None,
             v_lora: None,
             o_lora: None,
-        };
-        Ok(DecoderLayer {
-            input_layernorm: self.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
-            self_attn,
-            post_attention_layernorm: self.norm(
-                &format!("{p}.post_attention_layernorm"),
-                d,
-                c.rms_norm_eps,
-            )?,
-            mlp: Mlp {
-                gate_proj: self.linear(
-                    &format!("{p}.mlp.gate_proj"),
-                    d,
-                    c.intermediate_size,
-                    false,
-                )?,
-                up_proj: self.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size, false)?,
-                down_proj: self.linear(
-                    &format!("{p}.mlp.down_proj"),
-                    c.intermediate_size,
-                    d,
-                    false,
-                )?,
-                gate_lora: None,
-                up_lora: None,
-                down_lora: None,
-            },
+        })
+    }
+
+    /// Qwen3's per-head RMSNorm of queries and keys, when the family has it.
+    fn qk_norm(&mut self, c: &ModelConfig, name: &str) -> Result<Option<RmsNorm<B>>> {
+        c.qk_norm
+            .then(|| self.norm(name, c.head_dim, c.rms_norm_eps))
+            .transpose()
+    }
+
+    fn mlp(&mut self, c: &ModelConfig) -> Result<Mlp<B>> {
+        let (d, ff) = (c.hidden_size, c.intermediate_size);
+        Ok(Mlp {
+            gate_proj: self.linear("gate_proj", d, ff, false)?,
+            up_proj: self.linear("up_proj", d, ff, false)?,
+            down_proj: self.linear("down_proj", ff, d, false)?,
+            gate_lora: None,
+            up_lora: None,
+            down_lora: None,
         })
     }
 }
@@ -184,13 +184,14 @@ pub fn build_llm<B: Backend>(
         source,
         device,
         progress,
+        prefix: String::new(),
     };
     let embed = b.tensor(
         "model.embed_tokens.weight",
         [config.vocab_size, config.hidden_size],
     )?;
     let layers = (0..config.num_layers)
-        .map(|l| b.layer(config, l))
+        .map(|l| b.pp(&format!("model.layers.{l}")).layer(config))
         .collect::<Result<Vec<_>>>()?;
     let norm = b.norm("model.norm", config.hidden_size, config.rms_norm_eps)?;
     // Some tied checkpoints still ship an `lm_head.weight` copy; the config decides.

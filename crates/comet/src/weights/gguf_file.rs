@@ -40,6 +40,41 @@ pub struct TensorInfo {
     pub start: usize,
 }
 
+/// Where tensor `name`'s data starts, checking that its type is supported, its dims are
+/// whole blocks and its bytes lie inside a file of `file_len` bytes.
+fn locate(
+    path: &Path,
+    file_len: usize,
+    name: &str,
+    dims: &[usize],
+    ggml_type: u32,
+    data_start: usize,
+    offset: usize,
+) -> Result<usize> {
+    let file = path.display();
+    let n = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let Some(size) = n.and_then(|n| super::quant::byte_size(ggml_type, n)) else {
+        let reason = if super::quant::block_layout(ggml_type).is_none() {
+            format!("has ggml type {ggml_type}, which is not supported, in {file}")
+        } else {
+            let ty = super::quant::type_name(ggml_type);
+            format!("has dims {dims:?}: not a whole number of {ty} blocks, in {file}")
+        };
+        return Err(Error::tensor(name, reason));
+    };
+    let start = data_start.checked_add(offset);
+    let end = start.and_then(|s| s.checked_add(size));
+    match (start, end) {
+        (Some(start), Some(end)) if end <= file_len => Ok(start),
+        _ => Err(Error::corrupt(
+            path,
+            format!(
+                "truncated: tensor `{name}` needs {size} bytes from offset {offset} but the file has {file_len}"
+            ),
+        )),
+    }
+}
+
 /// A memory-mapped GGUF file.
 pub struct GgufFile {
     /// The file's path, for error messages.
@@ -105,6 +140,39 @@ impl<'a> Cursor<'a> {
             )
         })
     }
+    /// Magic and version; the tensor and metadata counts.
+    fn header(&mut self) -> Result<(usize, usize)> {
+        if self.take(4).ok() != Some(b"GGUF".as_slice()) {
+            return Err(Error::corrupt(self.path, "not a GGUF file (bad magic)"));
+        }
+        let version = self.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::corrupt(
+                self.path,
+                format!("GGUF version {version} is not supported (2 and 3 are)"),
+            ));
+        }
+        Ok((self.count("tensor")?, self.count("metadata")?))
+    }
+
+    /// One entry of the tensor directory: name, dims, ggml type, offset in the data.
+    fn tensor_info(&mut self) -> Result<(String, Vec<usize>, u32, usize)> {
+        let name = self.string()?;
+        let n_dims = self.u32()? as usize;
+        if n_dims > 8 {
+            return Err(Error::corrupt(
+                self.path,
+                format!("tensor `{name}` has {n_dims} dimensions"),
+            ));
+        }
+        let dims = (0..n_dims)
+            .map(|_| self.u64().map(|d| d as usize))
+            .collect::<Result<Vec<_>>>()?;
+        let ggml_type = self.u32()?;
+        let offset = self.u64()? as usize;
+        Ok((name, dims, ggml_type, offset))
+    }
+
     /// One metadata value; `depth` counts enclosing arrays (nesting is bounded, so a
     /// corrupt file cannot recurse until the stack overflows).
     fn value(&mut self, ty: u32, depth: usize) -> Result<MetaValue> {
@@ -155,18 +223,7 @@ impl GgufFile {
             pos: 0,
             path,
         };
-        if c.take(4).ok() != Some(b"GGUF".as_slice()) {
-            return Err(Error::corrupt(path, "not a GGUF file (bad magic)"));
-        }
-        let version = c.u32()?;
-        if !(2..=3).contains(&version) {
-            return Err(Error::corrupt(
-                path,
-                format!("GGUF version {version} is not supported (2 and 3 are)"),
-            ));
-        }
-        let n_tensors = c.count("tensor")?;
-        let n_kv = c.count("metadata")?;
+        let (n_tensors, n_kv) = c.header()?;
         let mut metadata = HashMap::new();
         for _ in 0..n_kv {
             let key = c.string()?;
@@ -175,60 +232,33 @@ impl GgufFile {
         }
         let mut infos = Vec::new();
         for _ in 0..n_tensors {
-            let name = c.string()?;
-            let n_dims = c.u32()? as usize;
-            if n_dims > 8 {
-                return Err(Error::corrupt(
-                    path,
-                    format!("tensor `{name}` has {n_dims} dimensions"),
-                ));
-            }
-            let dims = (0..n_dims)
-                .map(|_| c.u64().map(|d| d as usize))
-                .collect::<Result<Vec<_>>>()?;
-            let ggml_type = c.u32()?;
-            let offset = c.u64()? as usize;
-            infos.push((name, dims, ggml_type, offset));
+            infos.push(c.tensor_info()?);
         }
         let alignment = match metadata.get("general.alignment") {
             Some(MetaValue::UInt(a)) if *a > 0 => *a as usize,
             _ => 32,
         };
-        let data_start = c.pos.div_ceil(alignment) * alignment;
+        let data_start = c
+            .pos
+            .checked_next_multiple_of(alignment)
+            .ok_or_else(|| Error::corrupt(path, format!("alignment {alignment}")))?;
         let mut tensors = HashMap::new();
         for (name, dims, ggml_type, offset) in infos {
-            let file = path.display();
-            let n = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-            let size = n.and_then(|n| super::quant::byte_size(ggml_type, n));
-            let Some(size) = size else {
-                let reason = if super::quant::block_layout(ggml_type).is_none() {
-                    format!("has ggml type {ggml_type}, which is not supported, in {file}")
-                } else {
-                    let ty = super::quant::type_name(ggml_type);
-                    format!("has dims {dims:?}: not a whole number of {ty} blocks, in {file}")
-                };
-                return Err(Error::tensor(&name, reason));
+            let start = locate(
+                path,
+                mmap.len(),
+                &name,
+                &dims,
+                ggml_type,
+                data_start,
+                offset,
+            )?;
+            let info = TensorInfo {
+                dims,
+                ggml_type,
+                start,
             };
-            let start = data_start.checked_add(offset);
-            let end = start.and_then(|s| s.checked_add(size));
-            let (Some(start), Some(end)) = (start, end.filter(|&e| e <= mmap.len())) else {
-                return Err(Error::corrupt(
-                    path,
-                    format!(
-                        "truncated: tensor `{name}` needs {size} bytes from offset {offset} but the file has {}",
-                        mmap.len()
-                    ),
-                ));
-            };
-            debug_assert!(end <= mmap.len());
-            tensors.insert(
-                name,
-                TensorInfo {
-                    dims,
-                    ggml_type,
-                    start,
-                },
-            );
+            tensors.insert(name, info);
         }
         Ok(Self {
             path: path.to_path_buf(),
