@@ -4,11 +4,50 @@
 //! things up (induction) far sooner than from passkey answers alone; 62 symbols make most
 //! tokens unique within a string, the easy case for matching what came before.
 
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
+use super::source::{one, DataSource, SourceSpec};
 use crate::layout::Sequence;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
+
+/// Copying drills packed into samples of `min_length..=max_length` tokens (`kind: "copy"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyData {
+    /// Shortest sample, tokens.
+    pub min_length: usize,
+    /// Longest sample, tokens.
+    pub max_length: usize,
+    /// Share of the samples (relative).
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+impl SourceSpec for CopyData {
+    fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn open(&self) -> Result<Box<dyn DataSource>> {
+        let (min, max) = (self.min_length, self.max_length);
+        if min == 0 || min > max {
+            return Err(Error::Input(format!(
+                "copy data: need 0 < min_length <= max_length, got {min}, {max}"
+            )));
+        }
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl DataSource for CopyData {
+    fn sample(&self, tokenizer: &Tokenizer, _: u64, _: u64, rng: &mut StdRng) -> Result<Sequence> {
+        let length = rng.random_range(self.min_length..=self.max_length);
+        copy_sample(tokenizer, length, rng.random())
+    }
+}
 
 const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// Characters of one drill's string.

@@ -5,11 +5,74 @@
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
+use super::passkey::mix_seed;
+use super::source::{one, DataSource, SourceSpec};
 use crate::layout::Sequence;
 use crate::tokenizer::{Message, Tokenizer};
 use crate::{Error, Result};
+
+/// `input`/`output` or chat JSONL in a seeded order, epoch after epoch (`kind: "jsonl"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Samples are cut to this many tokens (the start of the prompt goes first).
+    pub max_length: usize,
+    /// Share of the samples (relative).
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+impl SourceSpec for JsonlSource {
+    fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        vec![&mut self.path]
+    }
+
+    fn open(&self) -> Result<Box<dyn DataSource>> {
+        Ok(Box::new((JsonlData::open(&self.path)?, self.max_length)))
+    }
+}
+
+impl DataSource for (JsonlData, usize) {
+    /// Every record once per epoch: a seeded permutation i -> (a i + b) mod n, a coprime to n.
+    fn sample(
+        &self,
+        tokenizer: &Tokenizer,
+        index: u64,
+        seed: u64,
+        _: &mut StdRng,
+    ) -> Result<Sequence> {
+        let n = self.0.len() as u64;
+        let epoch = index / n;
+        let mut erng = StdRng::seed_from_u64(mix_seed(&[seed, epoch, n]));
+        let a = loop {
+            let a = erng.random_range(1..=n.max(2));
+            if gcd(a, n) == 1 {
+                break a;
+            }
+        };
+        let b = erng.random_range(0..n);
+        let record = ((a as u128 * (index % n) as u128 + b as u128) % n as u128) as usize;
+        self.0.record(record)?.sequence(tokenizer, self.1)
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
 
 /// One record of a JSONL file.
 #[derive(Debug, Clone, PartialEq)]

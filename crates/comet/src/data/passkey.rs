@@ -83,11 +83,63 @@ impl<'a> Passkey<'a> {
             return Err(Error::Input(format!("depth {depth} is outside 0..1")));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let parts = self.parts(depth, &mut rng)?;
+        let fixed = parts.task.len()
+            + parts.needles.iter().map(Vec::len).sum::<usize>()
+            + parts.query.len();
+        let needed = fixed + parts.answer.len();
+        let haystack = length.checked_sub(needed).ok_or_else(|| {
+            Error::Input(format!(
+                "a passkey sample needs more than {needed} tokens, {length} asked"
+            ))
+        })?;
+        let sentences = self.filler.sentences(self.tokenizer, haystack, &mut rng)?.0;
+        let at: Vec<usize> = parts
+            .depths
+            .iter()
+            .map(|d| insertion_point(&sentences, haystack, *d))
+            .collect();
+        let mut filler: Vec<u32> = sentences.concat();
+        filler.truncate(haystack);
+        // Needles in haystack order; ties keep needle order.
+        let mut order: Vec<usize> = (0..at.len()).collect();
+        order.sort_by_key(|&i| (at[i], i));
+        let mut ids = parts.task;
+        let (mut done, mut needle_position) = (0, 0);
+        for i in order {
+            ids.extend_from_slice(&filler[done..at[i]]);
+            done = at[i];
+            if i == 0 {
+                needle_position = ids.len();
+            }
+            ids.extend_from_slice(&parts.needles[i]);
+        }
+        ids.extend_from_slice(&filler[done..]);
+        ids.extend_from_slice(&parts.query);
+        let answer_start = ids.len();
+        ids.extend_from_slice(&parts.answer);
+        debug_assert_eq!(ids.len(), length);
+        Ok(PasskeySample {
+            ids,
+            answer_start,
+            key: parts.key,
+            needle_position,
+            needle_end: needle_position + parts.needles[0].len(),
+            depth: if haystack == 0 {
+                0.0
+            } else {
+                at[0] as f64 / haystack as f64
+            },
+        })
+    }
+
+    /// Keys, names and depths drawn from `rng`, and the encoded texts around the haystack.
+    fn parts(&self, depth: f64, rng: &mut rand::rngs::StdRng) -> Result<Parts> {
         let low = 10u64.pow(self.digits - 1);
         let n = self.needles.clamp(1, NAMES.len());
         let mut names = NAMES.to_vec();
         if n > 1 {
-            names.shuffle(&mut rng);
+            names.shuffle(rng);
         }
         // Needle 0 is the one asked for.
         let keys: Vec<String> = (0..n)
@@ -111,57 +163,31 @@ impl<'a> Passkey<'a> {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let task = enc(TASK)?;
-        let query = enc(&format!(
+        let query = format!(
             "\nWhat is the pass key{of}? The pass key{of} is",
             of = label(0)
-        ))?;
-        let answer = enc(&format!(" {}", keys[0]))?;
-        let fixed = task.len() + needles.iter().map(Vec::len).sum::<usize>() + query.len();
-        let haystack = length.checked_sub(fixed + answer.len()).ok_or_else(|| {
-            Error::Input(format!(
-                "a passkey sample needs more than {} tokens, {length} asked",
-                fixed + answer.len()
-            ))
-        })?;
-        let sentences = self.filler.sentences(self.tokenizer, haystack, &mut rng)?.0;
-        let at: Vec<usize> = depths
-            .iter()
-            .map(|d| insertion_point(&sentences, haystack, *d))
-            .collect();
-        let mut filler: Vec<u32> = sentences.concat();
-        filler.truncate(haystack);
-        // Needles in haystack order; ties keep needle order.
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| (at[i], i));
-        let mut ids = task;
-        let (mut done, mut needle_position) = (0, 0);
-        for i in order {
-            ids.extend_from_slice(&filler[done..at[i]]);
-            done = at[i];
-            if i == 0 {
-                needle_position = ids.len();
-            }
-            ids.extend_from_slice(&needles[i]);
-        }
-        ids.extend_from_slice(&filler[done..]);
-        ids.extend_from_slice(&query);
-        let answer_start = ids.len();
-        ids.extend_from_slice(&answer);
-        debug_assert_eq!(ids.len(), length);
-        Ok(PasskeySample {
-            ids,
-            answer_start,
+        );
+        Ok(Parts {
+            task: enc(TASK)?,
+            query: enc(&query)?,
+            answer: enc(&format!(" {}", keys[0]))?,
             key: keys[0].clone(),
-            needle_position,
-            needle_end: needle_position + needles[0].len(),
-            depth: if haystack == 0 {
-                0.0
-            } else {
-                at[0] as f64 / haystack as f64
-            },
+            needles,
+            depths,
         })
     }
+}
+
+/// The texts of one sample around its haystack, encoded.
+struct Parts {
+    task: Vec<u32>,
+    needles: Vec<Vec<u32>>,
+    query: Vec<u32>,
+    answer: Vec<u32>,
+    /// The asked-for key.
+    key: String,
+    /// Depth of each needle (the asked-for one first).
+    depths: Vec<f64>,
 }
 
 /// The sentence start closest to `depth` of a `haystack`-token filler (its end counts).

@@ -2,12 +2,48 @@
 
 use std::path::{Path, PathBuf};
 
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use super::filler::Filler;
+use super::source::{one, DataSource, SourceSpec};
 use crate::layout::Sequence;
 use crate::tokenizer::Tokenizer;
 use crate::Result;
+
+/// Language modelling on windows of a text file (`kind: "text"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextData {
+    /// The corpus.
+    pub path: PathBuf,
+    /// Tokens per sample.
+    pub length: usize,
+    /// Share of the samples (relative).
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+impl SourceSpec for TextData {
+    fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        vec![&mut self.path]
+    }
+
+    fn open(&self) -> Result<Box<dyn DataSource>> {
+        Ok(Box::new((TextCorpus::open(&self.path)?, self.length)))
+    }
+}
+
+impl DataSource for (TextCorpus, usize) {
+    fn sample(&self, tokenizer: &Tokenizer, _: u64, _: u64, rng: &mut StdRng) -> Result<Sequence> {
+        self.0.sample(tokenizer, self.1, rng.random())
+    }
+}
 
 /// Windows of `length` tokens at seeded offsets of a text file.
 pub struct TextCorpus {

@@ -207,11 +207,51 @@ impl LayoutBuilder {
         updates_memory: bool,
     ) -> ChunkLayout {
         let c = &self.config;
-        let b_n = batch.len();
         let text_counts: Vec<usize> = batch
             .iter()
             .map(|s| s.tokens.len().saturating_sub(offset).min(c.chunk_size))
             .collect();
+        let g = self.geometry(&text_counts, shape, updates_memory);
+        let (b_n, len) = (batch.len(), g.kinds.len());
+        let positions = |want: fn(&Kind) -> bool| -> Vec<usize> {
+            let kinds = g.kinds.iter().enumerate();
+            kinds.filter(|(_, k)| want(k)).map(|(p, _)| p).collect()
+        };
+        let mut layout = ChunkLayout {
+            batch: b_n,
+            len,
+            global_slots: g.global_slots,
+            temp_slots: g.temp_slots,
+            input_ids: Vec::with_capacity(b_n * len),
+            text_positions: positions(|k| matches!(k, Kind::Text(_))),
+            compression_positions: positions(|k| matches!(k, Kind::Compress(_))),
+            readout_start: g.readout_start,
+            real: Vec::with_capacity(b_n * len),
+            position_ids: Vec::with_capacity(b_n * len),
+            targets: Vec::with_capacity(b_n * g.n_text),
+            compression_counts: Vec::with_capacity(b_n),
+            active: text_counts.iter().map(|&n| n > 0).collect(),
+            text_counts: text_counts.clone(),
+        };
+        for (b, seq) in batch.iter().enumerate() {
+            let queue = if c.use_temp {
+                shape.queue_lengths[b]
+            } else {
+                0
+            };
+            self.fill_sample(&mut layout, &g, seq, offset, text_counts[b], queue);
+        }
+        layout
+    }
+
+    /// What every sample of a chunk shares: the kind of each position.
+    fn geometry(
+        &self,
+        text_counts: &[usize],
+        shape: &MemoryShape,
+        updates_memory: bool,
+    ) -> Geometry {
+        let c = &self.config;
         let n_text = text_counts.iter().copied().max().unwrap_or(0);
         let stride = if c.use_temp {
             c.compression_stride
@@ -230,16 +270,6 @@ impl LayoutBuilder {
         };
         let readouts = updates_memory && c.use_global;
         let tail_compression = updates_memory && c.use_temp;
-
-        // Shared geometry: ids are per sample, kinds are shared.
-        #[derive(Clone, Copy)]
-        enum Kind {
-            Global,
-            Temp(usize),
-            Text(usize),
-            Compress(usize),
-            Readout(usize),
-        }
         let mut kinds = Vec::new();
         kinds.extend((0..global_slots).map(|_| Kind::Global));
         kinds.extend((0..temp_slots).map(Kind::Temp));
@@ -255,74 +285,75 @@ impl LayoutBuilder {
         if readouts {
             kinds.extend((0..c.memory_slots).map(Kind::Readout));
         }
-        let len = kinds.len();
-
-        let mut layout = ChunkLayout {
-            batch: b_n,
-            len,
+        Geometry {
+            kinds,
             global_slots,
             temp_slots,
-            input_ids: Vec::with_capacity(b_n * len),
-            text_positions: kinds
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| matches!(k, Kind::Text(_)))
-                .map(|(p, _)| p)
-                .collect(),
-            compression_positions: kinds
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| matches!(k, Kind::Compress(_)))
-                .map(|(p, _)| p)
-                .collect(),
             readout_start,
-            real: Vec::with_capacity(b_n * len),
-            position_ids: Vec::with_capacity(b_n * len),
-            targets: Vec::with_capacity(b_n * n_text),
-            compression_counts: Vec::with_capacity(b_n),
-            active: text_counts.iter().map(|&n| n > 0).collect(),
-            text_counts: text_counts.clone(),
-        };
-        for (b, seq) in batch.iter().enumerate() {
-            let n = text_counts[b];
-            let queue = if c.use_temp {
-                shape.queue_lengths[b]
-            } else {
-                0
-            };
-            let k_real = match (c.use_temp, tail_compression) {
-                (false, _) => 0,
-                (true, false) => n / c.compression_stride,
-                (true, true) => n.div_ceil(c.compression_stride),
-            };
-            layout.compression_counts.push(k_real);
-            let mut next_position = 0i64;
-            for kind in &kinds {
-                let (id, real) = match *kind {
-                    Kind::Global => (self.special.slot, true),
-                    Kind::Temp(i) => (self.special.slot, i < queue),
-                    Kind::Text(i) => (seq.tokens.get(offset + i).copied().unwrap_or(0), i < n),
-                    Kind::Compress(j) => (self.special.compression, j < k_real),
-                    Kind::Readout(r) => (self.special.readout(r), true),
-                };
-                layout.input_ids.push(if real { id } else { 0 });
-                layout.real.push(real);
-                layout.position_ids.push(next_position);
-                if real {
-                    next_position += 1;
-                }
-            }
-            for i in 0..n_text {
-                let target = if i < n {
-                    seq.targets.get(offset + i).copied().flatten()
-                } else {
-                    None
-                };
-                layout.targets.push(target.map_or(-1, i64::from));
-            }
+            n_text,
+            tail_compression,
         }
-        layout
     }
+
+    /// Appends one sample's ids, real flags, positions and targets: `n` text tokens from
+    /// `offset`, a queue of `queue` real entries; the rest of the shared geometry is padding.
+    fn fill_sample(
+        &self,
+        layout: &mut ChunkLayout,
+        g: &Geometry,
+        seq: &Sequence,
+        offset: usize,
+        n: usize,
+        queue: usize,
+    ) {
+        let c = &self.config;
+        let k_real = match (c.use_temp, g.tail_compression) {
+            (false, _) => 0,
+            (true, false) => n / c.compression_stride,
+            (true, true) => n.div_ceil(c.compression_stride),
+        };
+        layout.compression_counts.push(k_real);
+        let mut next_position = 0i64;
+        for kind in &g.kinds {
+            let (id, real) = match *kind {
+                Kind::Global => (self.special.slot, true),
+                Kind::Temp(i) => (self.special.slot, i < queue),
+                Kind::Text(i) => (seq.tokens.get(offset + i).copied().unwrap_or(0), i < n),
+                Kind::Compress(j) => (self.special.compression, j < k_real),
+                Kind::Readout(r) => (self.special.readout(r), true),
+            };
+            layout.input_ids.push(if real { id } else { 0 });
+            layout.real.push(real);
+            layout.position_ids.push(next_position);
+            next_position += i64::from(real);
+        }
+        for i in 0..g.n_text {
+            let target = (i < n).then(|| seq.targets.get(offset + i).copied().flatten());
+            layout.targets.push(target.flatten().map_or(-1, i64::from));
+        }
+    }
+}
+
+/// What one position of a chunk holds (the index counts within its kind).
+#[derive(Clone, Copy)]
+enum Kind {
+    Global,
+    Temp(usize),
+    Text(usize),
+    Compress(usize),
+    Readout(usize),
+}
+
+/// The positions every sample of a chunk shares.
+struct Geometry {
+    kinds: Vec<Kind>,
+    global_slots: usize,
+    temp_slots: usize,
+    readout_start: Option<usize>,
+    /// Text tokens of the longest sample.
+    n_text: usize,
+    /// Whether a partial last block gets a compression token.
+    tail_compression: bool,
 }
 
 #[cfg(test)]

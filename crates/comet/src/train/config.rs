@@ -190,14 +190,8 @@ impl TrainConfig {
             fix(p)?
         }
         for source in &mut self.data {
-            match source {
-                SourceConfig::Passkey { haystack, .. } => {
-                    if let Some(p) = haystack {
-                        fix(p)?
-                    }
-                }
-                SourceConfig::Text { path, .. } | SourceConfig::Jsonl { path, .. } => fix(path)?,
-                SourceConfig::Copy { .. } => {}
+            for path in source.spec_mut().paths_mut() {
+                fix(path)?
             }
         }
         fix(&mut self.out)

@@ -57,28 +57,9 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
     for (layout, state_in) in layouts.iter().zip(incoming).rev() {
         let leaves = to_leaves::<B>(state_in);
         let out = model.read_chunk(layout, &leaves, None);
-        let mut objective: Option<Tensor<B, 1>> = None;
-        let mut add = |t: Tensor<B, 1>| {
-            objective = Some(match objective.take() {
-                Some(o) => o + t,
-                None => t,
-            })
-        };
-        if let Some((nll, _)) = model.chunk_nll(layout, out.hidden) {
-            loss += nll.clone().into_scalar().elem::<f64>() / count as f64;
-            add(nll * weight);
-        }
-        if let Some(grads) = upstream.take() {
-            for (layer, (g_global, g_queue)) in out.state.layers.into_iter().zip(grads) {
-                for (value, grad) in [(layer.global, g_global), (layer.queue, g_queue)] {
-                    if let (Some(v), Some(g)) = (value, grad) {
-                        add((v * Tensor::from_inner(g))
-                            .sum()
-                            .cast(burn::tensor::DType::F32));
-                    }
-                }
-            }
-        }
+        let objective = chunk_objective(model, layout, out, upstream.take(), weight, |nll| {
+            loss += nll / count as f64;
+        });
         let Some(objective) = objective else {
             upstream = None;
             continue;
@@ -99,6 +80,45 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
         accumulator.accumulate(params, GradientsParams::from_grads(grads, params));
     }
     Ok((loss, accumulator.grads()))
+}
+
+/// What chunk t back-propagates: its own loss (its NLL times `weight`, handed to
+/// `on_nll` unweighted) plus `<memory out, dL/d memory out>` for the gradient chunk t+1
+/// handed back; `None` when the chunk has neither.
+fn chunk_objective<B: AutodiffBackend>(
+    model: &CometModel<B>,
+    layout: &crate::layout::ChunkLayout,
+    out: crate::comet::ChunkOutput<B>,
+    upstream: Option<StateGrads<B>>,
+    weight: f32,
+    mut on_nll: impl FnMut(f64),
+) -> Option<Tensor<B, 1>> {
+    let mut objective: Option<Tensor<B, 1>> = None;
+    let mut add = |t: Tensor<B, 1>| {
+        objective = Some(match objective.take() {
+            Some(o) => o + t,
+            None => t,
+        })
+    };
+    if let Some((nll, _)) = model.chunk_nll(layout, out.hidden) {
+        on_nll(nll.clone().into_scalar().elem::<f64>());
+        add(nll * weight);
+    }
+    for (layer, (g_global, g_queue)) in out
+        .state
+        .layers
+        .into_iter()
+        .zip(upstream.into_iter().flatten())
+    {
+        for (value, grad) in [(layer.global, g_global), (layer.queue, g_queue)] {
+            if let (Some(v), Some(g)) = (value, grad) {
+                add((v * Tensor::from_inner(g))
+                    .sum()
+                    .cast(burn::tensor::DType::F32));
+            }
+        }
+    }
+    objective
 }
 
 /// A stored memory state as autodiff leaves that collect their gradients.
