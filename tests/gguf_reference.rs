@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use comet::backend::{self, Backend};
 use comet::weights::{dequantize, GgufFile, GgufWeights, WeightSource};
-use common::{fixture, ids_tensor, max_abs_diff, reference};
+use common::{fixture, max_abs_diff};
 use safetensors::SafeTensors;
 
 fn asset(name: &str) -> PathBuf {
@@ -61,12 +61,7 @@ fn every_block_type_dequantizes_as_gguf_py_does() {
 fn llama_written_by_gguf_py_gives_transformers_logits() {
     let device = backend::device().unwrap();
     let loaded = comet::load_model::<Backend>(&asset("llama-tiny.gguf"), &device).unwrap();
-    let (ids, expected, [seq, vocab]) = reference(&fixture("llama-tiny"));
-    let logits = loaded.model.forward(ids_tensor(&ids, &device), None);
-    assert_eq!(logits.dims(), [1, seq, vocab]);
-    let got: Vec<f32> = logits.into_data().to_vec().unwrap();
-    let diff = max_abs_diff(&got, &expected);
-    assert!(diff < 1e-4, "max |logit - HF| = {diff}");
+    common::assert_reference_logits(&loaded.model, &fixture("llama-tiny"));
 }
 
 #[test]

@@ -8,15 +8,9 @@ use common::{fixture, ids_tensor, max_abs_diff, reference};
 
 /// Loads a fixture, runs the whole reference sequence and compares every logit.
 fn check(name: &str) {
-    let dir = fixture(name);
     let device = backend::device().unwrap();
-    let loaded = comet::load_model::<Backend>(&dir, &device).unwrap();
-    let (ids, expected, [seq, vocab]) = reference(&dir);
-    let logits = loaded.model.forward(ids_tensor(&ids, &device), None);
-    assert_eq!(logits.dims(), [1, seq, vocab]);
-    let got: Vec<f32> = logits.into_data().to_vec().unwrap();
-    let diff = max_abs_diff(&got, &expected);
-    assert!(diff < 1e-4, "{name}: max |logit - HF| = {diff}");
+    let loaded = comet::load_model::<Backend>(&fixture(name), &device).unwrap();
+    common::assert_reference_logits(&loaded.model, &fixture(name));
 }
 
 #[test]

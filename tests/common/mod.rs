@@ -55,6 +55,18 @@ pub fn reference(dir: &Path) -> (Vec<u32>, Vec<f32>, [usize; 2]) {
     (ids, values, shape)
 }
 
+/// Runs `model` over the recorded input of the parity fixture `dir` and checks every
+/// logit against transformers' within 1e-4.
+pub fn assert_reference_logits<B: Backend>(model: &comet::model::Llm<B>, dir: &Path) {
+    let device = model.embed_tokens.weight.device();
+    let (ids, expected, [seq, vocab]) = reference(dir);
+    let logits = model.forward(ids_tensor(&ids, &device), None);
+    assert_eq!(logits.dims(), [1, seq, vocab]);
+    let got: Vec<f32> = logits.into_data().to_vec().unwrap();
+    let diff = max_abs_diff(&got, &expected);
+    assert!(diff < 1e-4, "{}: max |logit - HF| = {diff}", dir.display());
+}
+
 /// Token ids as a `[1, seq]` tensor.
 pub fn ids_tensor<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();

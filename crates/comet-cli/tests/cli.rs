@@ -454,3 +454,85 @@ fn the_committed_passkey_model_finds_the_key_at_8x_its_training_length() {
         "{stderr}"
     );
 }
+
+/// Losses of a run's log by step (a step re-run after a kill keeps its last entry).
+fn losses_by_step(out: &std::path::Path) -> std::collections::BTreeMap<u64, f64> {
+    let log = std::fs::read_to_string(out.join("train_log.jsonl")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
+        .collect()
+}
+
+/// SIGKILL at seeded random moments (while loading, mid-step, mid-checkpoint) never leaves
+/// a checkpoint that `--resume` cannot read, and the run that finally completes logs the
+/// losses of the uninterrupted run.
+#[cfg(unix)]
+#[test]
+fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_losses() {
+    use rand::{Rng, SeedableRng};
+    use std::time::{Duration, Instant};
+    let extra = serde_json::json!({"steps": 8, "checkpoint_every": 1, "log_every": 1});
+    let reference = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(reference.path(), extra.clone());
+    let start = Instant::now();
+    let out = comet(&["train", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = start.elapsed();
+    let expected = losses_by_step(&reference.path().join("run"));
+    assert_eq!(expected.len(), 8);
+
+    let killed = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(killed.path(), extra);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (mut kills, mut finished, mut steps_at_kills) = (0, false, Vec::new());
+    for _ in 0..60 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_comet"))
+            .args(["train", "--config", config.to_str().unwrap(), "--resume"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + whole.mul_f64(rng.random_range(0.05..0.6));
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no handler runs
+            child.wait().unwrap();
+            kills += 1;
+            let state = killed.path().join("run/checkpoint/trainer.json");
+            let step = std::fs::read_to_string(state)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()?["step"].as_u64());
+            steps_at_kills.push(step);
+            continue;
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        finished = true;
+        break;
+    }
+    eprintln!("{kills} kills; checkpoint step after each: {steps_at_kills:?}");
+    assert!(
+        finished && kills >= 3,
+        "finished {finished} after {kills} kills"
+    );
+    let got = losses_by_step(&killed.path().join("run"));
+    assert_eq!(got.len(), expected.len());
+    for (step, want) in &expected {
+        let loss = got[step];
+        assert!(
+            (loss - want).abs() <= 1e-6 * want.abs(),
+            "step {step}: {loss} vs {want}"
+        );
+    }
+}
