@@ -80,8 +80,13 @@ pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()
             .x_desc(x_label)
             .y_desc(&panel.y_label)
             .label_style(("sans-serif", 13))
-            .x_label_formatter(&|x| format_number(*x))
-            .y_label_formatter(&|y| format_number(*y))
+            // Many key points, labelled only at 1-2-5 values; no fine grid (it piles up
+            // into grey bands on a log axis).
+            .x_labels(30)
+            .y_labels(30)
+            .light_line_style(WHITE)
+            .x_label_formatter(&|x| log_tick(*x))
+            .y_label_formatter(&|y| log_tick(*y))
             .draw()
             .map_err(|e| anyhow!("chart: {e}"))?;
         for (series, color) in panel.series.iter().zip(colors.iter().cycle()) {
@@ -118,6 +123,32 @@ pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }
 
+/// A log axis's tick label: only at 1, 2 and 5 times a power of ten (plotters puts a
+/// tick at every integer multiple, whose labels would run into each other).
+fn log_tick(x: f64) -> String {
+    let mantissa = x / 10f64.powf(x.log10().floor());
+    let nice = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 1e-6 * m);
+    if nice {
+        format_number(x)
+    } else {
+        String::new()
+    }
+}
+
+/// Words of `title` (split after commas) in lines of at most `max_chars` characters.
+fn wrap(title: &str, max_chars: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for part in title.split_inclusive(", ") {
+        match lines.last_mut() {
+            Some(line) if line.len() + part.len() <= max_chars => line.push_str(part),
+            _ => lines.push(part.to_string()),
+        }
+    }
+    lines.iter().map(|l| l.trim_end().to_string()).collect()
+}
+
 /// Axis numbers without spurious decimals: 1000 -> "1000", 0.25 -> "0.25", 65536 -> "65536".
 fn format_number(x: f64) -> String {
     if x >= 10.0 {
@@ -139,18 +170,24 @@ pub fn heatmap(
 ) -> Result<()> {
     register_font();
     let (cw, ch) = (96i32, 40i32);
-    let (left, top) = (96i32, 56i32);
-    // Wide enough for the title too (about 9 px per character at 18 px).
-    let width =
-        (left + cw * columns.len() as i32 + 24).max(9 * title.len() as i32 + 2 * left) as u32;
+    let left = 96i32;
+    // The title wraps to the grid's width (about 8 px per character at 17 px), at least 40
+    // characters, so a long title does not leave the image mostly empty.
+    let grid = left + cw * columns.len() as i32 + 24;
+    let title = wrap(title, ((grid - 24) / 8).max(40) as usize);
+    let longest = title.iter().map(String::len).max().unwrap_or(0) as i32;
+    let top = 30 + 22 * title.len() as i32;
+    let width = grid.max(8 * longest + 48) as u32;
     let height = (top + ch * rows.len() as i32 + 64) as u32;
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(err)?;
     let text = |size: u32| ("sans-serif", size).into_font().color(&BLACK);
     let centred = |size| text(size).pos(Pos::new(HPos::Center, VPos::Center));
-    root.draw(&Text::new(title.to_string(), (left, 18), text(18)))
-        .map_err(err)?;
+    for (i, line) in title.iter().enumerate() {
+        root.draw(&Text::new(line.clone(), (24, 10 + 22 * i as i32), text(17)))
+            .map_err(err)?;
+    }
     for (r, row) in rows.iter().enumerate() {
         let y = top + ch * r as i32;
         root.draw(&Text::new(row.clone(), (left / 2, y + ch / 2), centred(14)))

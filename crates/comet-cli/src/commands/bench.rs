@@ -30,7 +30,7 @@ pub struct Args {
     lengths: Vec<usize>,
     /// Which paths to measure.
     #[arg(long, value_delimiter = ',', default_value = "comet,full")]
-    modes: Vec<String>,
+    modes: Vec<Mode>,
     /// Text to tokenize (repeated to length); random token ids when absent.
     #[arg(long)]
     text: Option<PathBuf>,
@@ -40,6 +40,9 @@ pub struct Args {
     /// Output directory for bench.json and bench.png.
     #[arg(long)]
     out: PathBuf,
+    /// Only redraw `bench.png` in `--out` from its `bench.json` (nothing is measured).
+    #[arg(long)]
+    replot: bool,
     #[command(flatten)]
     comet: CometArgs,
 }
@@ -51,14 +54,79 @@ pub struct Spec {
     random_config: Option<PathBuf>,
     text: Option<PathBuf>,
     comet: Option<CometConfig>,
-    mode: String,
+    mode: Mode,
     length: usize,
+}
+
+/// What a benchmark reads its input with.
+#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// CoMeT: chunk by chunk through memory (constant memory).
+    Comet,
+    /// The plain model attending to the whole input.
+    Full,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Comet => "comet",
+            Mode::Full => "full",
+        })
+    }
+}
+
+/// Prefill time and peak memory against input length, one line per mode, into `png`.
+fn plot_runs(runs: &[Run], png: &std::path::Path) -> Result<()> {
+    let mut modes: Vec<Mode> = Vec::new();
+    for run in runs {
+        if !modes.contains(&run.mode) {
+            modes.push(run.mode);
+        }
+    }
+    let series = |mode: Mode, value: fn(&Run) -> f64| Series {
+        label: match mode {
+            Mode::Comet => "CoMeT".into(),
+            Mode::Full => "full attention".into(),
+        },
+        points: runs
+            .iter()
+            .filter(|r| r.mode == mode)
+            .map(|r| (r.length as f64, value(r)))
+            .collect(),
+    };
+    let panel = |title: &str, y_label: &str, value: fn(&Run) -> f64| Panel {
+        title: title.into(),
+        y_label: y_label.into(),
+        series: modes.iter().map(|&m| series(m, value)).collect(),
+    };
+    let panels = [
+        panel("prefill time", "seconds", |r| r.seconds),
+        panel("peak resident memory", "MiB", |r| r.peak_rss_mib),
+    ];
+    log_log_panels(png, "input length (tokens)", &panels)
+}
+
+/// Redraws `bench.png` from the `bench.json` in `dir`.
+fn replot(dir: &std::path::Path) -> Result<()> {
+    let json = dir.join("bench.json");
+    let text =
+        std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json.display()))?;
+    let runs: Vec<Run> = serde_json::from_value(report["runs"].clone())
+        .with_context(|| format!("{}: `runs`", json.display()))?;
+    let png = dir.join("bench.png");
+    plot_runs(&runs, &png)?;
+    eprintln!("wrote {}", png.display());
+    Ok(())
 }
 
 /// One measurement.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Run {
-    mode: String,
+    mode: Mode,
     length: usize,
     /// Prefill wall time.
     seconds: f64,
@@ -151,8 +219,8 @@ pub fn run_one(args: RunArgs) -> Result<()> {
     let (loaded_rss, _) = rss_mib();
     let start = Instant::now();
     let mut chunk_seconds = None;
-    match spec.mode.as_str() {
-        "full" => {
+    match spec.mode {
+        Mode::Full => {
             let input = comet::generate::token_tensor::<Backend>(
                 &ids,
                 model.llm.config().vocab_size,
@@ -161,7 +229,7 @@ pub fn run_one(args: RunArgs) -> Result<()> {
             let logits = model.llm.forward_last(input, None);
             anyhow::ensure!(logits.iter().all(|l| l.is_finite()), "non-finite logits");
         }
-        "comet" => {
+        Mode::Comet => {
             let mut times = Vec::new();
             let mut last = Instant::now();
             let prefill = model.prefill(&ids, model.empty_state(1), |_| {
@@ -178,7 +246,6 @@ pub fn run_one(args: RunArgs) -> Result<()> {
                 chunk_seconds = Some((*first, *last, full.len()));
             }
         }
-        other => bail!("unknown mode `{other}` (comet, full)"),
     }
     let seconds = start.elapsed().as_secs_f64();
     let (_, peak) = rss_mib();
@@ -197,6 +264,9 @@ pub fn run_one(args: RunArgs) -> Result<()> {
 
 /// Runs `comet bench`.
 pub fn run(args: Args) -> Result<()> {
+    if args.replot {
+        return replot(&args.out);
+    }
     if args.comet.adapter.is_some() {
         bail!(
             "bench measures time and memory with fresh memory modules; --adapter is not used here"
@@ -215,7 +285,7 @@ pub fn run(args: Args) -> Result<()> {
                 random_config: args.random_config.clone(),
                 text: args.text.clone(),
                 comet: comet.clone(),
-                mode: mode.clone(),
+                mode: *mode,
                 length,
             };
             eprint!("{mode:>5} {length:>8} tokens ... ");
@@ -260,12 +330,12 @@ fn write_results(
     comet: CometConfig,
 ) -> Result<()> {
     let find =
-        |mode: &str, length: usize| runs.iter().find(|r| r.mode == mode && r.length == length);
+        |mode: Mode, length: usize| runs.iter().find(|r| r.mode == mode && r.length == length);
     let ratios: Vec<serde_json::Value> = args
         .lengths
         .iter()
         .filter_map(|&l| {
-            let (c, f) = (find("comet", l)?, find("full", l)?);
+            let (c, f) = (find(Mode::Comet, l)?, find(Mode::Full, l)?);
             Some(serde_json::json!({
                 "length": l,
                 "time_full_over_comet": f.seconds / c.seconds,
@@ -289,40 +359,8 @@ fn write_results(
     });
     let json = args.out.join("bench.json");
     comet::fsutil::write_atomic(&json, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    let series = |mode: &str, value: fn(&Run) -> f64| Series {
-        label: if mode == "comet" {
-            "CoMeT".into()
-        } else {
-            "full attention".into()
-        },
-        points: runs
-            .iter()
-            .filter(|r| r.mode == mode)
-            .map(|r| (r.length as f64, value(r)))
-            .collect(),
-    };
-    let panels = [
-        Panel {
-            title: "prefill time".into(),
-            y_label: "seconds".into(),
-            series: args
-                .modes
-                .iter()
-                .map(|m| series(m, |r| r.seconds))
-                .collect(),
-        },
-        Panel {
-            title: "peak resident memory".into(),
-            y_label: "MiB".into(),
-            series: args
-                .modes
-                .iter()
-                .map(|m| series(m, |r| r.peak_rss_mib))
-                .collect(),
-        },
-    ];
     let png = args.out.join("bench.png");
-    log_log_panels(&png, "input length (tokens)", &panels)?;
+    plot_runs(runs, &png)?;
     eprintln!("wrote {} and {}", json.display(), png.display());
     for r in &ratios {
         eprintln!("{r}");
