@@ -183,6 +183,7 @@ fn smollm2() -> PathBuf {
 #[test]
 fn comet_score_runs_with_every_ablation_switch() {
     let model = fixture("qwen3-tiny");
+    let mut full: Option<Vec<f64>> = None;
     let ids = (1..40)
         .map(|i| (i * 7 % 200).to_string())
         .collect::<Vec<_>>()
@@ -215,6 +216,25 @@ fn comet_score_runs_with_every_ablation_switch() {
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["nll"].as_array().unwrap().len(), 38);
         assert!(report["perplexity"].as_f64().unwrap().is_finite());
+        let nll: Vec<f64> = report["nll"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        match &full {
+            None => full = Some(nll),
+            // Each switch really changes what the model computes (16-token chunks: most
+            // tokens are read after some memory).
+            Some(full) => {
+                let diff = full
+                    .iter()
+                    .zip(&nll)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(diff > 1e-4, "{switch:?} leaves the NLL unchanged ({diff})");
+            }
+        }
     }
 }
 
