@@ -1,7 +1,11 @@
 //! File writing that never leaves a half-written file under the real name.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
 
 use crate::{Error, Result};
 
@@ -90,4 +94,32 @@ pub fn file_label(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
     )
+}
+
+/// One f32 tensor to write: name, shape, values (row-major).
+pub type F32Tensor = (String, Vec<usize>, Vec<f32>);
+
+/// Writes f32 tensors (and optional string metadata) as a safetensors file, atomically:
+/// the one writer of model exports, memory snapshots and logit dumps.
+pub fn write_f32_safetensors(
+    path: &Path,
+    tensors: &[F32Tensor],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::tensor(name, e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let file = safetensors::serialize(views, metadata)
+        .map_err(|e| Error::corrupt(path, format!("serializing: {e}")))?;
+    write_atomic(path, &file)
 }

@@ -1,6 +1,5 @@
 //! `comet score`: per-token negative log-likelihood and perplexity, optionally all logits.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -8,7 +7,6 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use comet::backend::Backend;
 use comet::generate::token_tensor;
-use safetensors::{serialize, tensor::TensorView, Dtype};
 use serde::Serialize;
 
 use super::comet_args::CometArgs;
@@ -95,10 +93,8 @@ pub fn run(args: Args) -> Result<()> {
     if let (Some(path), Some(logits)) = (&args.dump_logits, logits) {
         let [n, vocab] = logits.dims();
         let values: Vec<f32> = logits.into_data().to_vec().context("reading logits")?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::F32, vec![n, vocab], &bytes)?;
-        let file = serialize(HashMap::from([("logits".to_string(), view)]), None)?;
-        comet::fsutil::write_atomic(path, &file)?;
+        let tensors = [("logits".to_string(), vec![n, vocab], values)];
+        comet::fsutil::write_f32_safetensors(path, &tensors, None)?;
         eprintln!("wrote logits [{n}, {vocab}] to {}", path.display());
     }
     let mean_nll = if nll_values.is_empty() {

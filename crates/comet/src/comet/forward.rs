@@ -6,8 +6,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::DType;
 
 use super::model::CometModel;
-use crate::generate::check_ids;
-use crate::layout::{ChunkLayout, LayoutBuilder, Sequence};
+use crate::layout::{check_ids, ChunkLayout, LayoutBuilder, Sequence};
 use crate::memory::MemoryState;
 use crate::model::KvCache;
 use crate::{Error, Result};

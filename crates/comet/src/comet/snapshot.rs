@@ -14,12 +14,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::prelude::*;
-use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use super::model::CometModel;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_f32_safetensors, F32Tensor};
 use crate::memory::{LayerState, MemoryState};
 use crate::weights::check_finite;
 use crate::{Error, Result};
@@ -49,13 +48,10 @@ impl<B: Backend> CometModel<B> {
     }
 }
 
-fn tensor_bytes<B: Backend>(t: Tensor<B, 3>) -> (Vec<usize>, Vec<u8>) {
+fn f32_tensor<B: Backend>(name: String, t: Tensor<B, 3>) -> F32Tensor {
     let [_, n, d] = t.dims();
     let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().expect("f32 memory");
-    (
-        vec![n, d],
-        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
+    (name, vec![n, d], values)
 }
 
 /// A reader's state between documents: the memory, and text not yet read into it.
@@ -107,24 +103,14 @@ pub fn save_snapshot<B: Backend>(
     let mut tensors = Vec::new();
     for (l, layer) in state.layers.iter().enumerate() {
         if let Some(g) = &layer.global {
-            tensors.push((format!("layers.{l}.global"), tensor_bytes(g.clone())));
+            tensors.push(f32_tensor(format!("layers.{l}.global"), g.clone()));
         }
         if let Some(q) = &layer.queue {
             let [b, _, d] = q.dims();
-            tensors.push((
-                format!("layers.{l}.queue"),
-                tensor_bytes(q.clone().slice([0..b, 0..queue, 0..d])),
-            ));
+            let q = q.clone().slice([0..b, 0..queue, 0..d]);
+            tensors.push(f32_tensor(format!("layers.{l}.queue"), q));
         }
     }
-    let views = tensors
-        .iter()
-        .map(|(name, (shape, bytes))| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::tensor(name, e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("version".to_string(), SNAPSHOT_VERSION.to_string()),
@@ -136,9 +122,7 @@ pub fn save_snapshot<B: Backend>(
             serde_json::to_string(&snapshot.pending).expect("serializable"),
         ),
     ]);
-    let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Input(e.to_string()))?;
-    write_atomic(path, &bytes)
+    write_f32_safetensors(path, &tensors, Some(metadata))
 }
 
 /// Loads a snapshot saved for `model`, refusing one made by another model or version.

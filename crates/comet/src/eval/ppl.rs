@@ -27,7 +27,7 @@ pub fn chunk_perplexity<B: Backend>(
     ids: &[u32],
     mut on_chunk: impl FnMut(usize),
 ) -> Result<Vec<ChunkPerplexity>> {
-    crate::generate::check_ids(ids, model.llm.config().vocab_size)?;
+    crate::layout::check_ids(ids, model.llm.config().vocab_size)?;
     let batch = [Sequence::language_model(ids.to_vec())];
     let builder = model.layout_builder();
     let empty = model.empty_state(1);

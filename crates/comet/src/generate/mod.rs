@@ -12,7 +12,7 @@ pub use sampler::{argmax, Sampler, SamplingConfig};
 
 use crate::model::{KvCache, Llm};
 use crate::tokenizer::Tokenizer;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Something that turns a prompt and then one token at a time into next-token logits.
 ///
@@ -55,18 +55,7 @@ impl<B: Backend> Decoder for CachedDecoder<'_, B> {
     }
 }
 
-/// Rejects an empty input or an id outside a vocabulary of `vocab` tokens.
-pub fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
-    if ids.is_empty() {
-        return Err(Error::Input("the input has no tokens".into()));
-    }
-    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(Error::Input(format!(
-            "token id {bad} is outside the vocabulary (size {vocab})"
-        )));
-    }
-    Ok(())
-}
+pub use crate::layout::check_ids;
 
 /// Token ids `[1, seq]` on `device`, checked by [`check_ids`].
 pub fn token_tensor<B: Backend>(

@@ -12,6 +12,20 @@ mod tokens;
 pub use tokens::SpecialTokens;
 
 use crate::memory::CometConfig;
+use crate::{Error, Result};
+
+/// Rejects an empty input or an id outside a vocabulary of `vocab` tokens.
+pub fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
+    if ids.is_empty() {
+        return Err(Error::Input("the input has no tokens".into()));
+    }
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(Error::Input(format!(
+            "token id {bad} is outside the vocabulary (size {vocab})"
+        )));
+    }
+    Ok(())
+}
 
 /// One training or inference sample: text tokens and, per token, the token it must predict.
 #[derive(Debug, Clone, PartialEq, Default)]

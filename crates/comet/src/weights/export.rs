@@ -3,13 +3,10 @@
 
 use std::path::Path;
 
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
-
 use super::build::tensor_specs;
 use super::source::WeightSource;
 use crate::config::ModelConfig;
-use crate::fsutil::write_atomic as write;
+use crate::fsutil::{write_atomic as write, write_f32_safetensors};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
@@ -24,22 +21,11 @@ pub fn export_hf_dir(
     let config_json = serde_json::to_vec_pretty(&config.to_hf_json()).expect("serializable");
     write(&dir.join("config.json"), &config_json)?;
 
-    let mut tensors = Vec::new();
-    for (name, shape) in tensor_specs(config) {
-        let data = source.load(&name, &shape)?;
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        tensors.push((name, shape, bytes));
-    }
-    let views = tensors
-        .iter()
-        .map(|(name, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::tensor(name, e.to_string()))
-        })
+    let tensors = tensor_specs(config)
+        .into_iter()
+        .map(|(name, shape)| Ok((name.clone(), shape.clone(), source.load(&name, &shape)?)))
         .collect::<Result<Vec<_>>>()?;
-    let file = safetensors::serialize(views, None).map_err(|e| Error::Input(e.to_string()))?;
-    write(&dir.join("model.safetensors"), &file)?;
+    write_f32_safetensors(&dir.join("model.safetensors"), &tensors, None)?;
 
     if let Some(tokenizer) = tokenizer {
         let json = tokenizer
