@@ -12,8 +12,8 @@ use comet::memory::CometConfig;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CometArgs {
     /// Read the input chunk by chunk with CoMeT memory (else plain full attention).
-    #[arg(long)]
-    pub comet: bool,
+    #[arg(long = "comet")]
+    pub use_comet: bool,
     /// Adapter directory (trained memory, special embeddings, LoRA) made for this base
     /// model; implies --comet.
     #[arg(long)]
@@ -47,7 +47,7 @@ pub struct CometArgs {
 impl CometArgs {
     /// Whether to read with CoMeT memory (`--comet`, or an adapter given).
     pub fn enabled(&self) -> bool {
-        self.comet || self.adapter.is_some()
+        self.use_comet || self.adapter.is_some()
     }
 
     /// The config the flags ask for, or `None` when no size or switch was given. Flags
