@@ -20,15 +20,72 @@ pub enum Architecture {
     Qwen3,
 }
 
+/// What distinguishes one family, in one place: adding a family is one row here.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// The family.
+    pub architecture: Architecture,
+    /// Hugging Face `model_type` and GGUF `general.architecture`.
+    pub name: &'static str,
+    /// Hugging Face `architectures[0]`.
+    pub hf_class: &'static str,
+    /// Biases on the Q, K and V projections, whatever the config says.
+    pub qkv_bias: bool,
+    /// Per-head RMSNorm on queries and keys.
+    pub qk_norm: bool,
+    /// llama.cpp's converter permutes Q/K rows for interleaved RoPE.
+    pub gguf_permutes_qk: bool,
+}
+
+/// Every family this crate implements.
+pub const FAMILIES: [Family; 3] = [
+    Family {
+        architecture: Architecture::Llama,
+        name: "llama",
+        hf_class: "LlamaForCausalLM",
+        qkv_bias: false,
+        qk_norm: false,
+        gguf_permutes_qk: true,
+    },
+    Family {
+        architecture: Architecture::Qwen2,
+        name: "qwen2",
+        hf_class: "Qwen2ForCausalLM",
+        qkv_bias: true,
+        qk_norm: false,
+        gguf_permutes_qk: false,
+    },
+    Family {
+        architecture: Architecture::Qwen3,
+        name: "qwen3",
+        hf_class: "Qwen3ForCausalLM",
+        qkv_bias: false,
+        qk_norm: true,
+        gguf_permutes_qk: false,
+    },
+];
+
+/// The families' names, for messages (`llama, qwen2, qwen3`).
+pub fn family_names() -> String {
+    FAMILIES.map(|f| f.name).join(", ")
+}
+
 impl Architecture {
     /// Parses a Hugging Face `model_type` or GGUF `general.architecture` value.
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "llama" => Ok(Self::Llama),
-            "qwen2" => Ok(Self::Qwen2),
-            "qwen3" => Ok(Self::Qwen3),
-            other => Err(Error::UnknownArchitecture(other.to_string())),
-        }
+        FAMILIES
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.architecture)
+            .ok_or_else(|| Error::UnknownArchitecture(name.to_string()))
+    }
+
+    /// This family's row of [`FAMILIES`].
+    pub fn family(self) -> &'static Family {
+        FAMILIES
+            .iter()
+            .find(|f| f.architecture == self)
+            .expect("every architecture has a row")
     }
 }
 
@@ -105,9 +162,8 @@ impl TryFrom<HfConfig> for ModelConfig {
             rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
             tie_word_embeddings: hf.tie_word_embeddings.unwrap_or(false),
             // Qwen2 always has Q/K/V biases; the others say so in the config.
-            attention_bias: architecture == Architecture::Qwen2
-                || hf.attention_bias.unwrap_or(false),
-            qk_norm: architecture == Architecture::Qwen3,
+            attention_bias: architecture.family().qkv_bias || hf.attention_bias.unwrap_or(false),
+            qk_norm: architecture.family().qk_norm,
             max_position_embeddings: hf.max_position_embeddings.unwrap_or(4096),
             eos_token_ids: TokenIds::into_vec(hf.eos_token_id),
             bos_token_id: TokenIds::into_vec(hf.bos_token_id).first().copied(),
@@ -239,16 +295,8 @@ impl ModelConfig {
 
     /// The config as a Hugging Face `config.json` object.
     pub fn to_hf_json(&self) -> Value {
-        let model_type = match self.architecture {
-            Architecture::Llama => "llama",
-            Architecture::Qwen2 => "qwen2",
-            Architecture::Qwen3 => "qwen3",
-        };
-        let architectures = match self.architecture {
-            Architecture::Llama => "LlamaForCausalLM",
-            Architecture::Qwen2 => "Qwen2ForCausalLM",
-            Architecture::Qwen3 => "Qwen3ForCausalLM",
-        };
+        let family = self.architecture.family();
+        let (model_type, architectures) = (family.name, family.hf_class);
         let mut v = serde_json::json!({
             "architectures": [architectures],
             "model_type": model_type,

@@ -44,7 +44,7 @@ pub enum Error {
         reason: String,
     },
     /// The config names an architecture this crate does not implement.
-    #[error("unsupported architecture `{0}` (supported: llama, qwen2, qwen3)")]
+    #[error("unsupported architecture `{0}` (supported: {names})", names = crate::config::family_names())]
     UnknownArchitecture(String),
     /// A weight tensor is missing or has the wrong shape.
     #[error("tensor `{name}`: {reason}")]

@@ -166,7 +166,7 @@ impl WeightSource for GgufWeights {
         let how = format!("after {} decoding", type_name(info.ggml_type));
         check_finite(&gname, &data, &how, &file)?;
         // llama.cpp permutes Q/K rows only for the Llama family; Qwen stores them as-is.
-        if self.architecture == Architecture::Llama {
+        if self.architecture.family().gguf_permutes_qk {
             let row_len = *shape.last().unwrap_or(&1);
             if gname.ends_with("attn_q.weight") || gname.ends_with("attn_q.bias") {
                 data = unpermute_rows(&data, self.num_heads, row_len);
