@@ -6,7 +6,7 @@ use burn::tensor::module::embedding;
 
 use super::hook::{ChunkHook, ChunkIndices, ChunkMemory};
 use crate::layout::{ChunkLayout, LayoutBuilder, MemoryShape, SpecialTokens};
-use crate::memory::{CometConfig, LayerMemory, LayerState, MemoryState};
+use crate::memory::{CometConfig, LayerMemory, LayerState, MemoryModuleConfig, MemoryState};
 use crate::model::{AttentionMask, ForwardInput, KvCache, Llm};
 
 /// A base model with CoMeT memory modules and the embeddings of CoMeT's special tokens.
@@ -73,8 +73,9 @@ impl<B: Backend> CometModel<B> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x00C0_4E7A);
         let device = llm.embed_tokens.weight.device();
         let d = llm.config().hidden_size;
+        let modules = MemoryModuleConfig::new(d, comet.adapter_rank);
         let memory = (0..llm.layers.len())
-            .map(|_| LayerMemory::new(d, comet.adapter_rank, &mut rng, &device))
+            .map(|_| modules.init(&mut rng, &device))
             .collect();
         let table: Vec<f32> = llm
             .embed_tokens

@@ -5,5 +5,5 @@ mod modules;
 mod state;
 
 pub use config::CometConfig;
-pub use modules::{GlobalMemory, LayerMemory, LowRankAdapter, TemporaryMemory};
+pub use modules::{GlobalMemory, LayerMemory, LowRankAdapter, MemoryModuleConfig, TemporaryMemory};
 pub use state::{LayerState, MemoryState};

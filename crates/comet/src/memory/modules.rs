@@ -1,5 +1,6 @@
 //! The per-layer memory modules: gated global memory and compressed temporary memory.
 
+use burn::config::Config;
 use burn::module::Param;
 use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
@@ -35,16 +36,63 @@ pub struct LowRankAdapter<B: Backend> {
     pub up: Linear<B>,
 }
 
-impl<B: Backend> LowRankAdapter<B> {
+/// Sizes of every memory module: the model width and the adapters' rank. Weights are drawn
+/// from a host RNG (`init`'s `rng`), so one seed gives the same modules on every backend.
+#[derive(Config, Debug)]
+pub struct MemoryModuleConfig {
+    /// Hidden size of the base model.
+    pub hidden: usize,
+    /// Rank of the low-rank adapters.
+    pub rank: usize,
+}
+
+impl MemoryModuleConfig {
     /// A fresh adapter; small but non-zero both ways (a zero `up` would leave `down`
     /// without gradient).
-    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
-        Self {
-            down: linear(hidden, rank, rng, device),
-            up: linear(rank, hidden, rng, device),
+    pub fn init_adapter<B: Backend>(
+        &self,
+        rng: &mut StdRng,
+        device: &B::Device,
+    ) -> LowRankAdapter<B> {
+        LowRankAdapter {
+            down: linear(self.hidden, self.rank, rng, device),
+            up: linear(self.rank, self.hidden, rng, device),
         }
     }
 
+    /// A fresh global memory.
+    pub fn init_global<B: Backend>(&self, rng: &mut StdRng, device: &B::Device) -> GlobalMemory<B> {
+        GlobalMemory {
+            norm: RmsNormConfig::new(self.hidden).init(device),
+            gate: linear(2 * self.hidden, 1, rng, device),
+            adapter: self.init_adapter(rng, device),
+        }
+    }
+
+    /// A fresh temporary memory (its norm's eps is 1e-12, as the reference's).
+    pub fn init_temporary<B: Backend>(
+        &self,
+        rng: &mut StdRng,
+        device: &B::Device,
+    ) -> TemporaryMemory<B> {
+        TemporaryMemory {
+            norm: RmsNormConfig::new(self.hidden)
+                .with_epsilon(1e-12)
+                .init(device),
+            adapter: self.init_adapter(rng, device),
+        }
+    }
+
+    /// Both memories of one layer.
+    pub fn init<B: Backend>(&self, rng: &mut StdRng, device: &B::Device) -> LayerMemory<B> {
+        LayerMemory {
+            global: self.init_global(rng, device),
+            temporary: self.init_temporary(rng, device),
+        }
+    }
+}
+
+impl<B: Backend> LowRankAdapter<B> {
     /// `[batch, n, hidden] -> [batch, n, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         x.clone() + self.up.forward(self.down.forward(x))
@@ -63,15 +111,6 @@ pub struct GlobalMemory<B: Backend> {
 }
 
 impl<B: Backend> GlobalMemory<B> {
-    /// Fresh module for width `hidden`, adapters of rank `rank`.
-    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
-        Self {
-            norm: RmsNormConfig::new(hidden).init(device),
-            gate: linear(2 * hidden, 1, rng, device),
-            adapter: LowRankAdapter::new(hidden, rank, rng, device),
-        }
-    }
-
     /// New state from readouts `[batch, m, hidden]` and the previous state, if any.
     /// Without the gate the candidate replaces the state.
     pub fn update(
@@ -110,14 +149,6 @@ pub struct TemporaryMemory<B: Backend> {
 }
 
 impl<B: Backend> TemporaryMemory<B> {
-    /// Fresh module.
-    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
-        Self {
-            norm: RmsNormConfig::new(hidden).with_epsilon(1e-12).init(device),
-            adapter: LowRankAdapter::new(hidden, rank, rng, device),
-        }
-    }
-
     /// Queue entries `[batch, k, hidden]` from compression outputs `[batch, k, hidden]`.
     pub fn compress(&self, compressed: Tensor<B, 3>) -> Tensor<B, 3> {
         self.adapter.forward(self.norm.forward(compressed))
@@ -131,14 +162,4 @@ pub struct LayerMemory<B: Backend> {
     pub global: GlobalMemory<B>,
     /// FIFO temporary memory.
     pub temporary: TemporaryMemory<B>,
-}
-
-impl<B: Backend> LayerMemory<B> {
-    /// Fresh modules for one layer.
-    pub fn new(hidden: usize, rank: usize, rng: &mut StdRng, device: &B::Device) -> Self {
-        Self {
-            global: GlobalMemory::new(hidden, rank, rng, device),
-            temporary: TemporaryMemory::new(hidden, rank, rng, device),
-        }
-    }
 }
