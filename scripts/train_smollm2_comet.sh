@@ -44,6 +44,10 @@ for stage in 1 2 3 4; do
 done
 FIRST="${1:-$latest}"
 LAST="${2:-4}"
+if [ "$FIRST" -gt "$LAST" ]; then
+  echo "every stage up to $LAST has finished (adapters in $CACHE/runs/); nothing to train" >&2
+  exit 0
+fi
 bash scripts/fetch_assets.sh smollm2 >/dev/null
 bash scripts/fetch_assets.sh haystack >/dev/null
 bash scripts/fetch_assets.sh corpora >/dev/null

@@ -328,13 +328,10 @@ fn tokenizer_config_and_chat_template() {
     });
 }
 
-/// A training checkpoint's state (the committed SmolLM2 stage-4 checkpoint's).
+/// A training checkpoint's state (that of the SmolLM2 stage-4 run at step 28).
 #[test]
 fn checkpoint_state() {
-    let seed = std::fs::read(
-        common::root().join("assets/runs/smollm2-comet/stage4-checkpoint/trainer.json"),
-    )
-    .unwrap();
+    let seed = std::fs::read(common::root().join("tests/fixtures/trainer.json")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trainer.json");
     fuzz("checkpoint trainer.json", &seed, |bytes| {
