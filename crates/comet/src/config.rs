@@ -254,6 +254,10 @@ impl ModelConfig {
 
     /// Interprets the JSON object of a Hugging Face `config.json`.
     pub fn from_hf_json(v: &Value) -> Result<Self> {
+        // The family first: another family's config is named as such, whatever it lacks.
+        if let Some(model_type) = v.get("model_type").and_then(Value::as_str) {
+            Architecture::parse(model_type)?;
+        }
         let hf = HfConfig::deserialize(v).map_err(|e| Error::Missing(e.to_string()))?;
         Self::try_from(hf)
     }
