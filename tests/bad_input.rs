@@ -170,3 +170,17 @@ fn truncated_gguf_is_named() {
         );
     }
 }
+
+#[test]
+fn checkpoint_tensors_the_config_does_not_read_are_refused() {
+    // A config of one layer over a two-layer checkpoint must not load half the weights.
+    let tmp = copy_fixture("qwen3-tiny");
+    edit_config(tmp.path(), |c| c["num_hidden_layers"] = 1.into());
+    let message = load_error(tmp.path());
+    assert!(
+        message.contains("model.safetensors")
+            && message.contains("not part of the model")
+            && message.contains("model.layers.1."),
+        "{message}"
+    );
+}

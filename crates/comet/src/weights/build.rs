@@ -1,5 +1,7 @@
 //! Builds the model's modules from a [`WeightSource`], one tensor at a time.
 
+use std::collections::HashSet;
+
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
@@ -175,6 +177,38 @@ pub fn tensor_specs(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 
 /// Builds a model for `config` with every weight taken from `source`.
 pub fn build_llm<B: Backend>(
+    config: &ModelConfig,
+    source: &mut dyn WeightSource,
+    device: &B::Device,
+    progress: &ProgressBar,
+) -> Result<Llm<B>> {
+    let mut tracked = Tracked {
+        inner: source,
+        used: HashSet::new(),
+    };
+    let llm = build_from(config, &mut tracked, device, progress)?;
+    tracked.inner.check_all_used(&tracked.used)?;
+    Ok(llm)
+}
+
+/// A source that remembers what was read from it.
+struct Tracked<'a> {
+    inner: &'a mut dyn WeightSource,
+    used: HashSet<String>,
+}
+
+impl WeightSource for Tracked<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+
+    fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.used.insert(name.to_string());
+        self.inner.load(name, shape)
+    }
+}
+
+fn build_from<B: Backend>(
     config: &ModelConfig,
     source: &mut dyn WeightSource,
     device: &B::Device,

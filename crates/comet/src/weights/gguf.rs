@@ -1,10 +1,11 @@
 //! GGUF models: config from metadata, tensors renamed to Hugging Face names and dequantized.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::gguf_file::GgufFile;
 use super::quant::{dequantize, type_name};
-use super::source::{check_finite, check_shape, WeightSource};
+use super::source::{check_finite, check_shape, ignorable, refuse_unused, WeightSource};
 use crate::config::{Architecture, ModelConfig};
 use crate::{Error, Result};
 
@@ -149,6 +150,19 @@ impl GgufWeights {
 impl WeightSource for GgufWeights {
     fn contains(&self, name: &str) -> bool {
         gguf_name(name).is_some_and(|g| self.file.tensors.contains_key(&g))
+    }
+
+    fn check_all_used(&self, used: &HashSet<String>) -> Result<()> {
+        let read: HashSet<String> = used.iter().filter_map(|n| gguf_name(n)).collect();
+        let mut unused: Vec<&str> = self
+            .file
+            .tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|n| !read.contains(*n) && !ignorable(n))
+            .collect();
+        unused.sort();
+        refuse_unused(unused, &self.file.path.display().to_string())
     }
 
     fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

@@ -1,14 +1,14 @@
 //! Hugging Face safetensors weights: one `model.safetensors` or shards listed in
 //! `model.safetensors.index.json`, stored as f32, f16 or bf16.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
-use super::source::{check_finite, check_shape, WeightSource};
+use super::source::{check_finite, check_shape, ignorable, refuse_unused, WeightSource};
 use crate::{Error, Result};
 
 /// The safetensors files of one model, memory-mapped.
@@ -109,6 +109,15 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
 impl WeightSource for SafetensorsWeights {
     fn contains(&self, name: &str) -> bool {
         self.index.contains_key(name)
+    }
+
+    fn check_all_used(&self, used: &HashSet<String>) -> Result<()> {
+        let mut unused: Vec<&str> = self
+            .names()
+            .filter(|n| !used.contains(*n) && !ignorable(n))
+            .collect();
+        unused.sort();
+        refuse_unused(unused, &self.describe())
     }
 
     fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

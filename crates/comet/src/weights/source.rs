@@ -1,5 +1,7 @@
 //! Where weights come from: anything that can hand out named f32 tensors.
 
+use std::collections::HashSet;
+
 use crate::{Error, Result};
 
 /// A store of named tensors in Hugging Face naming (`model.layers.0.self_attn.q_proj.weight`),
@@ -10,6 +12,31 @@ pub trait WeightSource {
 
     /// Loads tensor `name`, which must have exactly `shape`.
     fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>>;
+
+    /// Refuses stored tensors a model that read `used` (Hugging Face names) left unread:
+    /// a checkpoint of another shape or family must not load with weights silently dropped,
+    /// as nanoGPT asserts its key counts. Generated sources hold nothing else.
+    fn check_all_used(&self, _used: &HashSet<String>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Stored tensors a model may leave unread: RoPE tables some exports keep, and the output
+/// head of tied checkpoints that still ship a copy (the config decides).
+pub fn ignorable(name: &str) -> bool {
+    name.ends_with("rotary_emb.inv_freq")
+        || ["lm_head.weight", "output.weight", "rope_freqs.weight"].contains(&name)
+}
+
+/// The error for unread tensors `unused` of `origin`, if any.
+pub fn refuse_unused(unused: Vec<&str>, origin: &str) -> Result<()> {
+    match unused.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Input(format!(
+            "{origin}: {} stored tensors are not part of the model its config describes, e.g. `{first}`",
+            unused.len()
+        ))),
+    }
 }
 
 /// Checks a stored shape against the expected one, naming the tensor and file on mismatch.
