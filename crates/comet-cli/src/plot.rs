@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -66,61 +67,127 @@ pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()
         RGBColor(148, 103, 189),
     ];
     for (area, panel) in areas.iter().zip(panels) {
-        let (x0, x1) = bounds(panel, |p| p.0);
-        let (y0, y1) = bounds(panel, |p| p.1);
-        let mut chart = ChartBuilder::on(area)
-            .caption(&panel.title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-            .map_err(|e| anyhow!("chart: {e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(&panel.y_label)
-            .label_style(("sans-serif", 13))
-            // Many key points, labelled only at 1-2-5 values; no fine grid (it piles up
-            // into grey bands on a log axis).
-            .x_labels(30)
-            .y_labels(30)
-            .light_line_style(WHITE)
-            .x_label_formatter(&|x| log_tick(*x))
-            .y_label_formatter(&|y| log_tick(*y))
-            .draw()
-            .map_err(|e| anyhow!("chart: {e}"))?;
-        for (series, color) in panel.series.iter().zip(colors.iter().cycle()) {
-            let color = *color;
-            chart
-                .draw_series(LineSeries::new(
-                    series.points.clone(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| anyhow!("chart: {e}"))?
-                .label(&series.label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    series
-                        .points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, color.filled())),
-                )
-                .map_err(|e| anyhow!("chart: {e}"))?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| anyhow!("chart: {e}"))?;
+        draw_panel(area, x_label, panel, &colors)?;
     }
     root.present()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))
+}
+
+/// Where a heatmap's cells lie.
+struct Grid {
+    left: i32,
+    top: i32,
+    /// Cell width and height.
+    cell: (i32, i32),
+}
+
+/// The heatmap's row labels and coloured cells, each with its value printed.
+fn draw_cells<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    grid: &Grid,
+    columns: usize,
+    rows: &[String],
+    value: &impl Fn(usize, usize) -> Option<f64>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (cw, ch) = grid.cell;
+    let centred = |size| {
+        ("sans-serif", size)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Center))
+    };
+    for (r, row) in rows.iter().enumerate() {
+        let y = grid.top + ch * r as i32;
+        root.draw(&Text::new(
+            row.clone(),
+            (grid.left / 2, y + ch / 2),
+            centred(14),
+        ))?;
+        for c in 0..columns {
+            let x = grid.left + cw * c as i32;
+            let (fill, label) = match value(r, c) {
+                Some(v) => {
+                    let v = v.clamp(0.0, 1.0);
+                    let colour = RGBColor(
+                        (215.0 - 170.0 * v) as u8,
+                        (48.0 + 140.0 * v) as u8,
+                        (39.0 + 40.0 * v) as u8,
+                    );
+                    (colour, format!("{:.0}%", v * 100.0))
+                }
+                None => (RGBColor(220, 220, 220), "-".to_string()),
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cw - 2, y + ch - 2)],
+                fill.filled(),
+            ))?;
+            let label_style = centred(14).color(&WHITE);
+            root.draw(&Text::new(label, (x + cw / 2, y + ch / 2), label_style))?;
+        }
+    }
+    Ok(())
+}
+
+/// One log-log panel: its curves, points and legend.
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    x_label: &str,
+    panel: &Panel,
+    colors: &[RGBColor],
+) -> Result<()> {
+    let (x0, x1) = bounds(panel, |p| p.0);
+    let (y0, y1) = bounds(panel, |p| p.1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(|e| anyhow!("chart: {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(&panel.y_label)
+        .label_style(("sans-serif", 13))
+        // Many key points, labelled only at 1-2-5 values; no fine grid (it piles up
+        // into grey bands on a log axis).
+        .x_labels(30)
+        .y_labels(30)
+        .light_line_style(WHITE)
+        .x_label_formatter(&|x| log_tick(*x))
+        .y_label_formatter(&|y| log_tick(*y))
+        .draw()
+        .map_err(|e| anyhow!("chart: {e}"))?;
+    for (series, color) in panel.series.iter().zip(colors.iter().cycle()) {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(
+                series.points.clone(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("chart: {e}"))?
+            .label(&series.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                series
+                    .points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, color.filled())),
+            )
+            .map_err(|e| anyhow!("chart: {e}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| anyhow!("chart: {e}"))?;
+    Ok(())
 }
 
 /// A log axis's tick label: only at 1, 2 and 5 times a power of ten (plotters puts a
@@ -188,34 +255,12 @@ pub fn heatmap(
         root.draw(&Text::new(line.clone(), (24, 10 + 22 * i as i32), text(17)))
             .map_err(err)?;
     }
-    for (r, row) in rows.iter().enumerate() {
-        let y = top + ch * r as i32;
-        root.draw(&Text::new(row.clone(), (left / 2, y + ch / 2), centred(14)))
-            .map_err(err)?;
-        for c in 0..columns.len() {
-            let x = left + cw * c as i32;
-            let (fill, label) = match value(r, c) {
-                Some(v) => {
-                    let v = v.clamp(0.0, 1.0);
-                    let colour = RGBColor(
-                        (215.0 - 170.0 * v) as u8,
-                        (48.0 + 140.0 * v) as u8,
-                        (39.0 + 40.0 * v) as u8,
-                    );
-                    (colour, format!("{:.0}%", v * 100.0))
-                }
-                None => (RGBColor(220, 220, 220), "-".to_string()),
-            };
-            root.draw(&Rectangle::new(
-                [(x, y), (x + cw - 2, y + ch - 2)],
-                fill.filled(),
-            ))
-            .map_err(err)?;
-            let label_style = centred(14).color(&WHITE);
-            root.draw(&Text::new(label, (x + cw / 2, y + ch / 2), label_style))
-                .map_err(err)?;
-        }
-    }
+    let grid = Grid {
+        left,
+        top,
+        cell: (cw, ch),
+    };
+    draw_cells(&root, &grid, columns.len(), rows, &value).map_err(err)?;
     let bottom = top + ch * rows.len() as i32;
     for (c, column) in columns.iter().enumerate() {
         let x = left + cw * c as i32 + cw / 2;

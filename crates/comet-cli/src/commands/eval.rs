@@ -161,6 +161,15 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     print_passkey_table(&args, &cells);
+    print_passkey_summary(&cells, total, seconds);
+    match &args.json {
+        Some(json) => write_passkey_report(&args, &loaded, &model_path, &cells, seconds, json),
+        None => Ok(()),
+    }
+}
+
+/// The run's one-line summary: exact keys, through memory only, key tokens, throughput.
+fn print_passkey_summary(cells: &[PasskeyCell], total: usize, seconds: f64) {
     let correct: usize = cells.iter().map(|c| c.correct).sum();
     let trials: usize = cells.iter().map(|c| c.trials).sum();
     let (memory_correct, memory_trials) = cells.iter().fold((0, 0), |(c, t), cell| {
@@ -173,22 +182,27 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         100.0 * token_accuracy,
         total as f64 / seconds
     );
-    let Some(json) = &args.json else {
-        return Ok(());
-    };
-    let model_name = file_label(&model_path);
+}
+
+/// The JSON report (model, adapter and their fingerprints, haystack, seed, cells) and its
+/// heatmap beside it.
+fn write_passkey_report(
+    args: &PasskeyArgs,
+    loaded: &comet::comet::LoadedComet<comet::backend::Backend>,
+    model_path: &std::path::Path,
+    cells: &[PasskeyCell],
+    seconds: f64,
+    json: &std::path::Path,
+) -> Result<()> {
+    let total: usize = args.lengths.iter().sum::<usize>() * args.depths.len() * args.trials;
+    let model_name = file_label(model_path);
     let adapter_name = args.model.comet.adapter.as_deref().map(file_label);
-    let reader_name = if args.full_attention {
-        "full attention"
-    } else {
-        "CoMeT"
-    };
     let report = serde_json::json!({
         "model": model_name,
         "base_fingerprint": comet::comet::base_fingerprint(&loaded.model.llm)?,
         "adapter": adapter_name,
         "fingerprint": loaded.model.fingerprint()?,
-        "reader": reader_name,
+        "reader": if args.full_attention { "full attention" } else { "CoMeT" },
         "comet": loaded.model.comet,
         "digits": args.digits,
         "haystack": args.haystack.as_deref().map_or("repeated filler".into(), file_label),
@@ -199,9 +213,6 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         "cells": cells,
     });
     write_json(json, &report)?;
-    let columns: Vec<String> = args.lengths.iter().map(|l| l.to_string()).collect();
-    let rows: Vec<String> = args.depths.iter().map(|d| format!("{d}")).collect();
-    let png = json.with_extension("png");
     let who = match (&adapter_name, args.full_attention) {
         (_, true) => format!("{model_name}, full attention"),
         (Some(adapter), false) => format!("{model_name} + {adapter}"),
@@ -211,6 +222,9 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
         "passkey accuracy: {who}, {}-digit keys, {} trials per cell",
         args.digits, args.trials
     );
+    let columns: Vec<String> = args.lengths.iter().map(|l| l.to_string()).collect();
+    let rows: Vec<String> = args.depths.iter().map(|d| format!("{d}")).collect();
+    let png = json.with_extension("png");
     crate::plot::heatmap(&png, &title, &columns, &rows, |r, c| {
         cells
             .iter()
