@@ -218,35 +218,16 @@ pub fn run_one(args: RunArgs) -> Result<()> {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let (loaded_rss, _) = rss_mib();
     let start = Instant::now();
-    let mut chunk_seconds = None;
-    match spec.mode {
+    let chunk_seconds = match spec.mode {
         Mode::Full => {
-            let input = comet::generate::token_tensor::<Backend>(
-                &ids,
-                model.llm.config().vocab_size,
-                &device,
-            )?;
+            let vocab = model.llm.config().vocab_size;
+            let input = comet::generate::token_tensor::<Backend>(&ids, vocab, &device)?;
             let logits = model.llm.forward_last(input, None);
             anyhow::ensure!(logits.iter().all(|l| l.is_finite()), "non-finite logits");
+            None
         }
-        Mode::Comet => {
-            let mut times = Vec::new();
-            let mut last = Instant::now();
-            let prefill = model.prefill(&ids, model.empty_state(1), |_| {
-                times.push(last.elapsed().as_secs_f64());
-                last = Instant::now();
-            })?;
-            anyhow::ensure!(
-                prefill.logits.iter().all(|l| l.is_finite()),
-                "non-finite logits"
-            );
-            // Full chunks only: the final one is shorter and keeps no readouts.
-            let full = &times[..times.len().saturating_sub(1)];
-            if let (Some(first), Some(last)) = (full.first(), full.last()) {
-                chunk_seconds = Some((*first, *last, full.len()));
-            }
-        }
-    }
+        Mode::Comet => comet_prefill(&model, &ids)?,
+    };
     let seconds = start.elapsed().as_secs_f64();
     let (_, peak) = rss_mib();
     let run = Run {
@@ -260,6 +241,26 @@ pub fn run_one(args: RunArgs) -> Result<()> {
     };
     println!("{}", serde_json::to_string(&run)?);
     Ok(())
+}
+
+/// CoMeT prefill of `ids`; seconds of the first and the last full chunks, and their count.
+fn comet_prefill(model: &CometModel<Backend>, ids: &[u32]) -> Result<Option<(f64, f64, usize)>> {
+    let mut times = Vec::new();
+    let mut last = Instant::now();
+    let prefill = model.prefill(ids, model.empty_state(1), |_| {
+        times.push(last.elapsed().as_secs_f64());
+        last = Instant::now();
+    })?;
+    anyhow::ensure!(
+        prefill.logits.iter().all(|l| l.is_finite()),
+        "non-finite logits"
+    );
+    // Full chunks only: the final one is shorter and keeps no readouts.
+    let full = &times[..times.len().saturating_sub(1)];
+    Ok(match (full.first(), full.last()) {
+        (Some(first), Some(last)) => Some((*first, *last, full.len())),
+        _ => None,
+    })
 }
 
 /// Runs `comet bench`.
