@@ -556,3 +556,48 @@ fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_losses() {
         );
     }
 }
+
+/// A write that fails while a checkpoint is saved (here the file-size limit, as a full disk
+/// would) ends the run with an error and keeps the previous checkpoint, which resumes.
+#[cfg(unix)]
+#[test]
+fn a_failed_checkpoint_write_keeps_the_previous_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tiny_train_config(
+        tmp.path(),
+        serde_json::json!({"steps": 4, "checkpoint_every": 1}),
+    );
+    let config = config.to_str().unwrap();
+    let out = comet(&["train", "--config", config, "--stop-at", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = tmp.path().join("run/checkpoint/trainer.json");
+    let step = || -> u64 {
+        let text = std::fs::read_to_string(&state).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["step"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(step(), 2);
+    // Files may grow to 8 KiB at most; SIGXFSZ ignored, so writes fail with EFBIG.
+    let limited = Command::new("sh")
+        .args(["-c", "ulimit -f 16; trap '' XFSZ; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_comet"))
+        .args(["train", "--config", config, "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert_eq!(limited.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(step(), 2, "the checkpoint changed: {stderr}");
+    let out = comet(&["train", "--config", config, "--resume"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(step(), 4);
+}
