@@ -2,8 +2,6 @@
 //! each chunk to the next. The training loss, absorbing a document, prefill, scoring and
 //! the evaluations all iterate a [`ChunkReader`].
 
-use std::iter::Peekable;
-
 use burn::prelude::*;
 
 use super::model::CometModel;
@@ -23,7 +21,7 @@ pub struct ReadChunk<B: Backend> {
 /// previous one left (see [`CometModel::reader`]).
 pub struct ChunkReader<'a, B: Backend, I: ExactSizeIterator<Item = ChunkLayout>> {
     model: &'a CometModel<B>,
-    layouts: Peekable<I>,
+    layouts: I,
     state: MemoryState<B>,
 }
 
@@ -49,7 +47,7 @@ impl<B: Backend> CometModel<B> {
     ) -> ChunkReader<'_, B, I> {
         ChunkReader {
             model: self,
-            layouts: layouts.into_iter().peekable(),
+            layouts: layouts.into_iter(),
             state,
         }
     }
