@@ -73,6 +73,14 @@ pub fn log_log_panels(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }
 
+/// Black text of `size` px centred on its position.
+fn centred(size: u32) -> TextStyle<'static> {
+    ("sans-serif", size)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center))
+}
+
 /// Where a heatmap's cells lie.
 struct Grid {
     left: i32,
@@ -90,12 +98,6 @@ fn draw_cells<DB: DrawingBackend>(
     value: &impl Fn(usize, usize) -> Option<f64>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (cw, ch) = grid.cell;
-    let centred = |size| {
-        ("sans-serif", size)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Center))
-    };
     for (r, row) in rows.iter().enumerate() {
         let y = grid.top + ch * r as i32;
         root.draw(&Text::new(
@@ -240,19 +242,18 @@ pub fn heatmap(
     let left = 96i32;
     // The title wraps to the grid's width (about 8 px per character at 17 px), at least 40
     // characters, so a long title does not leave the image mostly empty.
-    let grid = left + cw * columns.len() as i32 + 24;
-    let title = wrap(title, ((grid - 24) / 8).max(40) as usize);
+    let grid_width = left + cw * columns.len() as i32 + 24;
+    let title = wrap(title, ((grid_width - 24) / 8).max(40) as usize);
     let longest = title.iter().map(String::len).max().unwrap_or(0) as i32;
     let top = 30 + 22 * title.len() as i32;
-    let width = grid.max(8 * longest + 48) as u32;
+    let width = grid_width.max(8 * longest + 48) as u32;
     let height = (top + ch * rows.len() as i32 + 64) as u32;
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(err)?;
-    let text = |size: u32| ("sans-serif", size).into_font().color(&BLACK);
-    let centred = |size| text(size).pos(Pos::new(HPos::Center, VPos::Center));
     for (i, line) in title.iter().enumerate() {
-        root.draw(&Text::new(line.clone(), (24, 10 + 22 * i as i32), text(17)))
+        let style = ("sans-serif", 17).into_font().color(&BLACK);
+        root.draw(&Text::new(line.clone(), (24, 10 + 22 * i as i32), style))
             .map_err(err)?;
     }
     let grid = Grid {

@@ -94,6 +94,9 @@ pub const NAME: &str = "remote";
 /// backends; on the CPU every index is the one CPU device (virtual ranks); with `remote`,
 /// server addresses (`ws://host:3000`).
 pub fn devices(list: &[String]) -> crate::Result<Vec<Device>> {
+    // The driver check once, not per rank (on wgpu it runs an operation).
+    #[cfg(not(feature = "remote"))]
+    device()?;
     list.iter().map(|item| device_named(item.trim())).collect()
 }
 
@@ -104,7 +107,6 @@ fn device_named(item: &str) -> crate::Result<Device> {
             "--devices: `{item}` is not a device index (server addresses need a build with the `remote` feature)"
         ))
     })?;
-    device()?;
     Ok(selected::device_at(index))
 }
 

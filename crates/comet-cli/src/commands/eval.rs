@@ -163,7 +163,10 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     print_passkey_table(&args, &cells);
     print_passkey_summary(&cells, total, seconds);
     match &args.json {
-        Some(json) => write_passkey_report(&args, &loaded, &model_path, &cells, seconds, json),
+        Some(json) => {
+            let run = (total, seconds);
+            write_passkey_report(&args, &loaded, &model_path, &cells, run, json)
+        }
         None => Ok(()),
     }
 }
@@ -184,17 +187,16 @@ fn print_passkey_summary(cells: &[PasskeyCell], total: usize, seconds: f64) {
     );
 }
 
-/// The JSON report (model, adapter and their fingerprints, haystack, seed, cells) and its
-/// heatmap beside it.
+/// The JSON report (model, adapter and their fingerprints, haystack, seed, cells; the run's
+/// tokens and seconds) and its heatmap beside it.
 fn write_passkey_report(
     args: &PasskeyArgs,
     loaded: &comet::comet::LoadedComet<comet::backend::Backend>,
     model_path: &std::path::Path,
     cells: &[PasskeyCell],
-    seconds: f64,
+    (total, seconds): (usize, f64),
     json: &std::path::Path,
 ) -> Result<()> {
-    let total: usize = args.lengths.iter().sum::<usize>() * args.depths.len() * args.trials;
     let model_name = file_label(model_path);
     let adapter_name = args.model.comet.adapter.as_deref().map(file_label);
     let report = serde_json::json!({
