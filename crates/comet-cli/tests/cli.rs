@@ -409,7 +409,18 @@ fn train_then_eval_passkey_writes_the_grid() {
         (cells[1]["length"].as_u64(), cells[1]["depth"].as_f64()),
         (Some(270), Some(1.0))
     );
-    assert!(std::fs::metadata(json.with_extension("png")).unwrap().len() > 1000);
+    let png = json.with_extension("png");
+    let drawn = std::fs::read(&png).unwrap();
+    assert!(drawn.len() > 1000);
+    // The heatmap is a function of the JSON alone: redrawn from it, byte for byte.
+    std::fs::remove_file(&png).unwrap();
+    let out = comet(&["eval", "replot", json.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&png).unwrap(), drawn);
 }
 
 #[test]

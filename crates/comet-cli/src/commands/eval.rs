@@ -22,6 +22,12 @@ pub enum Eval {
     Qa(QaArgs),
     /// Per-chunk perplexity of a text with and without memory.
     Ppl(PplArgs),
+    /// Redraws passkey heatmaps from their JSON reports (no model is run).
+    Replot {
+        /// Passkey reports written by `eval passkey --json`.
+        #[arg(required = true)]
+        json: Vec<PathBuf>,
+    },
 }
 
 /// Model options shared by every evaluation.
@@ -116,6 +122,13 @@ pub fn run(eval: Eval) -> Result<()> {
         Eval::Passkey(args) => passkey(args),
         Eval::Qa(args) => qa(args),
         Eval::Ppl(args) => ppl(args),
+        Eval::Replot { json } => json.iter().try_for_each(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let report: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            plot_passkey_report(path, &report)
+        }),
     }
 }
 
@@ -215,23 +228,55 @@ fn write_passkey_report(
         "cells": cells,
     });
     write_json(json, &report)?;
-    let who = match (&adapter_name, args.full_attention) {
-        (_, true) => format!("{model_name}, full attention"),
-        (Some(adapter), false) => format!("{model_name} + {adapter}"),
-        (None, false) => model_name.clone(),
+    plot_passkey_report(json, &report)
+}
+
+/// Draws the heatmap of a passkey report (what `write_passkey_report` wrote) beside it.
+fn plot_passkey_report(json: &Path, report: &serde_json::Value) -> Result<()> {
+    let field = |cell: &serde_json::Value, key: &str| {
+        cell[key]
+            .as_f64()
+            .with_context(|| format!("{}: a cell without `{key}`", json.display()))
+    };
+    let cells = report["cells"]
+        .as_array()
+        .with_context(|| format!("{}: no `cells`", json.display()))?
+        .iter()
+        .map(|c| {
+            Ok((
+                field(c, "length")?,
+                field(c, "depth")?,
+                field(c, "accuracy")?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (mut lengths, mut depths) = (Vec::new(), Vec::new());
+    for &(length, depth, _) in &cells {
+        if !lengths.contains(&length) {
+            lengths.push(length);
+        }
+        if !depths.contains(&depth) {
+            depths.push(depth);
+        }
+    }
+    let text = |key: &str| report[key].as_str().unwrap_or("?").to_string();
+    let who = match (report["adapter"].as_str(), text("reader").as_str()) {
+        (_, "full attention") => format!("{}, full attention", text("model")),
+        (Some(adapter), _) => format!("{} + {adapter}", text("model")),
+        (None, _) => text("model"),
     };
     let title = format!(
         "passkey accuracy: {who}, {}-digit keys, {} trials per cell",
-        args.digits, args.trials
+        report["digits"], report["trials"]
     );
-    let columns: Vec<String> = args.lengths.iter().map(|l| l.to_string()).collect();
-    let rows: Vec<String> = args.depths.iter().map(|d| format!("{d}")).collect();
+    let columns: Vec<String> = lengths.iter().map(|l| l.to_string()).collect();
+    let rows: Vec<String> = depths.iter().map(|d| format!("{d}")).collect();
     let png = json.with_extension("png");
     crate::plot::heatmap(&png, &title, &columns, &rows, |r, c| {
         cells
             .iter()
-            .find(|cell| cell.length == args.lengths[c] && cell.depth == args.depths[r])
-            .map(|cell| cell.accuracy)
+            .find(|&&(l, d, _)| l == lengths[c] && d == depths[r])
+            .map(|&(_, _, accuracy)| accuracy)
     })?;
     eprintln!("wrote {}", png.display());
     Ok(())

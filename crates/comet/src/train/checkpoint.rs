@@ -160,3 +160,40 @@ fn fnv(text: &str) -> u64 {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// A checkpoint continues only under the config it was made with (the number of steps and
+/// the logging/checkpoint intervals may change). Configs read from files compare as
+/// written, so the same file resumes from another machine or cache directory.
+pub(super) fn check_resumable(saved: &TrainerState, current: &TrainConfig) -> Result<()> {
+    let (mut a, mut b) = match (&saved.written, &current.written) {
+        (Some(a), Some(b)) => (a.clone(), b.clone()),
+        _ => (
+            serde_json::to_value(&saved.config).expect("serializable"),
+            serde_json::to_value(current).expect("serializable"),
+        ),
+    };
+    for key in ["steps", "checkpoint_every", "log_every"] {
+        a[key] = serde_json::Value::Null;
+        b[key] = serde_json::Value::Null;
+    }
+    let (a, b) = (
+        a.as_object().expect("object"),
+        b.as_object().expect("object"),
+    );
+    let mut differ: Vec<&str> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(String::as_str)
+        .collect();
+    differ.sort_unstable();
+    differ.dedup();
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Training(format!(
+            "the checkpoint was made with a different config ({} differ); resume with the original config or choose another `out`",
+            differ.join(", ")
+        )))
+    }
+}

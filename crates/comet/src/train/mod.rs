@@ -4,11 +4,14 @@
 pub mod checkpoint;
 mod config;
 pub mod grads;
+mod log;
 mod precision;
 mod recompute;
+mod start;
 mod trainer;
 
 pub use config::{ModelSource, Precision, TrainConfig, TrainMode, VariableChunks};
+pub use log::{Observer, Silent, StepLog};
 pub use precision::compute_model;
 pub use recompute::recomputed_gradients;
-pub use trainer::{Observer, Silent, StepLog, Summary, Trainer};
+pub use trainer::{Summary, Trainer};

@@ -2,7 +2,6 @@
 //! AdamW parameter groups, warm-up + cosine, clipping, accumulation, checkpoints.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,54 +10,17 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer}
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, checkpoint_dir, Adam, TrainerState};
-use super::{compute_model, grads, recomputed_gradients, ModelSource, TrainConfig, TrainMode};
-use crate::comet::{base_fingerprint, load_comet_adapter, CometModel, ContextParallel};
-use crate::config::ModelConfig;
+use super::checkpoint::{self, check_resumable, checkpoint_dir, Adam, TrainerState};
+use super::log::{self, Observer, StepLog};
+use super::start::{build_model, freeze, Base};
+use super::{compute_model, grads, recomputed_gradients, TrainConfig, TrainMode};
+use crate::comet::{CometModel, ContextParallel};
 use crate::data::{mix_seed, TrainData};
 use crate::fsutil::replace_dir;
 use crate::layout::{LayoutBuilder, Sequence};
-use crate::tokenizer::{byte_level, Tokenizer};
-use crate::weights::{random_llm_from, RandomWeights};
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
-
-/// What one optimizer step did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepLog {
-    /// 1-based step number.
-    pub step: usize,
-    /// Mean token loss of the step's samples.
-    pub loss: f64,
-    /// Base learning rate used.
-    pub lr: f64,
-    /// Gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Text tokens read in the step.
-    pub tokens: usize,
-    /// Chunk size used.
-    pub chunk_size: usize,
-    /// Wall time of the step.
-    pub seconds: f64,
-}
-
-/// Watches training; the CLI renders progress, tests stop early.
-pub trait Observer {
-    /// After every step.
-    fn on_step(&mut self, log: &StepLog, total_steps: usize);
-    /// Checked before and after every step: true ends the run (with a checkpoint when a
-    /// step was taken).
-    fn should_stop(&self) -> bool {
-        false
-    }
-}
-
-/// An observer that does nothing.
-pub struct Silent;
-impl Observer for Silent {
-    fn on_step(&mut self, _: &StepLog, _: usize) {}
-}
 
 /// A training run in progress.
 ///
@@ -138,7 +100,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             base,
             ranks: vec![device.clone()],
         };
-        trainer.truncate_log()?;
+        log::truncate(&trainer.config.out, trainer.step)?;
         Ok(trainer)
     }
 
@@ -258,7 +220,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             chunk_size: builder.config.chunk_size,
             seconds: start.elapsed().as_secs_f64(),
         };
-        self.append_log(&log)?;
+        log::append(&self.config.out, &log)?;
         Ok(log)
     }
 
@@ -338,173 +300,5 @@ impl<B: AutodiffBackend> Trainer<B> {
             _ => "model",
         };
         self.config.out.join(name)
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.config.out.join("train_log.jsonl")
-    }
-
-    fn append_log(&self, log: &StepLog) -> Result<()> {
-        let path = self.log_path();
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            writeln!(
-                file,
-                "{}",
-                serde_json::to_string(log).expect("serializable")
-            )
-        };
-        write().map_err(|e| Error::Write {
-            path: path.clone(),
-            source: e,
-        })
-    }
-
-    /// Drops log lines of steps after the checkpoint (a killed run logged them; the
-    /// resumed run redoes them).
-    fn truncate_log(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.config.out).map_err(|e| Error::Write {
-            path: self.config.out.clone(),
-            source: e,
-        })?;
-        let path = self.log_path();
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
-        };
-        let kept: String = text
-            .lines()
-            .filter(|line| serde_json::from_str::<StepLog>(line).is_ok_and(|l| l.step <= self.step))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        crate::fsutil::write_atomic(&path, kept.as_bytes())
-    }
-}
-
-/// The pretrained base a run adapts: its name and weight fingerprint, written into the
-/// adapter directory so the adapter loads only on the same weights.
-struct Base {
-    name: String,
-    fingerprint: String,
-}
-
-/// The model and tokenizer a config starts from (and the pretrained base, if any).
-fn build_model<B: AutodiffBackend>(
-    config: &TrainConfig,
-    device: &B::Device,
-) -> Result<(CometModel<B>, Tokenizer, Option<Base>)> {
-    let lora_seed = mix_seed(&[config.seed, 11]);
-    match &config.model {
-        ModelSource::Pretrained(path) => {
-            let (model, tokenizer, base) = pretrained::<B>(config, path, device)?;
-            let model = match (config.mode, &config.lora, model.llm.lora.as_ref()) {
-                (TrainMode::Lora, Some(lora), None) => CometModel {
-                    llm: model.llm.with_lora(lora, lora_seed),
-                    ..model
-                },
-                (TrainMode::Lora, Some(want), Some(have)) if have != want => {
-                    return Err(Error::Training(format!(
-                        "the adapter's LoRA config ({have:?}) differs from the training config's ({want:?})"
-                    )))
-                }
-                _ => model,
-            };
-            Ok((model, tokenizer, Some(base)))
-        }
-        ModelSource::Scratch { config: path, seed } => {
-            let model_config = ModelConfig::from_hf_file(path)?;
-            if model_config.vocab_size < 256 {
-                return Err(Error::Config {
-                    path: path.clone(),
-                    reason: "a model trained from scratch uses the 256-token byte-level tokenizer: vocab_size must be at least 256".into(),
-                });
-            }
-            let comet = config.comet.clone().unwrap_or_default();
-            comet.validate()?;
-            let mut llm =
-                random_llm_from::<B>(&model_config, RandomWeights::for_training(*seed), device);
-            if let (TrainMode::Lora, Some(lora)) = (config.mode, &config.lora) {
-                llm = llm.with_lora(lora, lora_seed);
-            }
-            let model = CometModel::new(llm, comet);
-            let added = model.special_tokens().added(model.comet.special_tokens());
-            let tokenizer = byte_level()?.with_special_tokens(&added)?;
-            Ok((model, tokenizer, None))
-        }
-    }
-}
-
-/// A pretrained base with its memory (fresh, from its directory or from `config.adapter`).
-fn pretrained<B: AutodiffBackend>(
-    config: &TrainConfig,
-    path: &std::path::Path,
-    device: &B::Device,
-) -> Result<(CometModel<B>, Tokenizer, Base)> {
-    let loaded = load_comet_adapter::<B>(
-        path,
-        config.adapter.as_deref(),
-        config.comet.clone(),
-        device,
-    )?;
-    let tokenizer = loaded
-        .tokenizer
-        .ok_or_else(|| Error::Missing(format!("{}: training needs a tokenizer", path.display())))?;
-    let base = Base {
-        name: crate::fsutil::file_label(path),
-        fingerprint: base_fingerprint(&loaded.model.llm)?,
-    };
-    Ok((loaded.model, tokenizer, base))
-}
-
-/// Freezes what the mode keeps fixed; parameter ids follow from their paths, so a
-/// checkpoint's optimizer state finds its parameters in any process.
-fn freeze<B: AutodiffBackend>(mut model: CometModel<B>, mode: TrainMode) -> CometModel<B> {
-    model.llm = match mode {
-        TrainMode::Full => model.llm,
-        TrainMode::Lora => model.llm.freeze_base(),
-        TrainMode::FrozenBase | TrainMode::MemoryOnly => model.llm.no_grad(),
-    };
-    if mode == TrainMode::MemoryOnly {
-        model.special_embeddings = model.special_embeddings.set_require_grad(false);
-    }
-    checkpoint::stable_ids(model)
-}
-
-/// A checkpoint continues only under the config it was made with (the number of steps and
-/// the logging/checkpoint intervals may change). Configs read from files compare as
-/// written, so the same file resumes from another machine or cache directory.
-fn check_resumable(saved: &TrainerState, current: &TrainConfig) -> Result<()> {
-    let (mut a, mut b) = match (&saved.written, &current.written) {
-        (Some(a), Some(b)) => (a.clone(), b.clone()),
-        _ => (
-            serde_json::to_value(&saved.config).expect("serializable"),
-            serde_json::to_value(current).expect("serializable"),
-        ),
-    };
-    for key in ["steps", "checkpoint_every", "log_every"] {
-        a[key] = serde_json::Value::Null;
-        b[key] = serde_json::Value::Null;
-    }
-    let (a, b) = (
-        a.as_object().expect("object"),
-        b.as_object().expect("object"),
-    );
-    let mut differ: Vec<&str> = a
-        .keys()
-        .chain(b.keys())
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(String::as_str)
-        .collect();
-    differ.sort_unstable();
-    differ.dedup();
-    if differ.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Training(format!(
-            "the checkpoint was made with a different config ({} differ); resume with the original config or choose another `out`",
-            differ.join(", ")
-        )))
     }
 }

@@ -23,7 +23,13 @@ pub fn export_hf_dir(
 
     let tensors = tensor_specs(config)
         .into_iter()
-        .map(|(name, shape)| Ok((name.clone(), shape.clone(), source.load(&name, &shape)?)))
+        .map(|s| {
+            Ok((
+                s.name.clone(),
+                s.shape.clone(),
+                source.load(&s.name, &s.shape)?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     write_f32_safetensors(&dir.join("model.safetensors"), &tensors, None)?;
 

@@ -9,7 +9,7 @@ mod quant;
 mod safetensors;
 mod source;
 
-pub use build::{build_llm, random_llm, random_llm_from, tensor_specs};
+pub use build::{build_llm, random_llm, random_llm_from, tensor_specs, TensorSpec};
 pub use export::export_hf_dir;
 pub use gguf::GgufWeights;
 pub use gguf_file::{GgufFile, MetaValue, TensorInfo};

@@ -1,11 +1,12 @@
 //! A built (e.g. trained) model read back as a [`WeightSource`] in Hugging Face naming, so
-//! [`super::export_hf_dir`] can save it.
+//! [`super::export_hf_dir`] can save it. Names come from [`tensor_specs`], the builder's own.
 
 use std::collections::HashMap;
 
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
 
+use super::build::{tensor_specs, TensorSpec};
 use super::source::{check_shape, WeightSource};
 use crate::model::Llm;
 use crate::{Error, Result};
@@ -13,6 +14,8 @@ use crate::{Error, Result};
 /// The tensors of an [`Llm`], keyed by their Burn paths (`layers.0.self_attn.q_proj.weight`).
 pub struct ModuleWeights {
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Hugging Face name -> where the builder put it.
+    specs: HashMap<String, TensorSpec>,
 }
 
 impl ModuleWeights {
@@ -31,33 +34,29 @@ impl ModuleWeights {
                 .map_err(|e| Error::tensor(&path, format!("{e:?}")))?;
             tensors.insert(path, (shape, values));
         }
-        Ok(Self { tensors })
+        let specs = tensor_specs(&llm.config)
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        Ok(Self { tensors, specs })
     }
 
-    /// Burn's path of a Hugging Face tensor name, and whether it is a linear weight
-    /// (stored transposed by Burn).
-    fn burn_path(name: &str) -> (String, bool) {
-        let path = name.strip_prefix("model.").unwrap_or(name);
-        if let Some(norm) = path.strip_suffix("norm.weight") {
-            return (format!("{norm}norm.gamma"), false);
-        }
-        let linear = path.ends_with("_proj.weight") || path == "lm_head.weight";
-        (path.to_string(), linear)
+    fn stored(&self, name: &str) -> Option<(&TensorSpec, &(Vec<usize>, Vec<f32>))> {
+        let spec = self.specs.get(name)?;
+        Some((spec, self.tensors.get(&spec.burn_path)?))
     }
 }
 
 impl WeightSource for ModuleWeights {
     fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(&Self::burn_path(name).0)
+        self.stored(name).is_some()
     }
 
     fn load(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (path, linear) = Self::burn_path(name);
-        let (stored, values) = self
-            .tensors
-            .get(&path)
+        let (spec, (stored, values)) = self
+            .stored(name)
             .ok_or_else(|| Error::tensor(name, "not in the model"))?;
-        if !linear {
+        if !spec.transposed {
             check_shape(name, stored, shape, "the model")?;
             return Ok(values.clone());
         }
