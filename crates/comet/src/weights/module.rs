@@ -11,9 +11,12 @@ use super::source::{check_shape, WeightSource};
 use crate::model::Llm;
 use crate::{Error, Result};
 
+/// A tensor on the host: shape and values.
+type HostTensor = (Vec<usize>, Vec<f32>);
+
 /// The tensors of an [`Llm`], keyed by their Burn paths (`layers.0.self_attn.q_proj.weight`).
 pub struct ModuleWeights {
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: HashMap<String, HostTensor>,
     /// Hugging Face name -> where the builder put it.
     specs: HashMap<String, TensorSpec>,
 }
@@ -41,7 +44,7 @@ impl ModuleWeights {
         Ok(Self { tensors, specs })
     }
 
-    fn stored(&self, name: &str) -> Option<(&TensorSpec, &(Vec<usize>, Vec<f32>))> {
+    fn stored(&self, name: &str) -> Option<(&TensorSpec, &HostTensor)> {
         let spec = self.specs.get(name)?;
         Some((spec, self.tensors.get(&spec.burn_path)?))
     }
