@@ -19,6 +19,7 @@ mod error;
 pub mod eval;
 pub mod fsutil;
 pub mod generate;
+pub mod kernels;
 pub mod layout;
 mod load;
 pub mod memory;

@@ -81,6 +81,7 @@ fn prompt_ids(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u3
 
 /// Runs `comet generate`.
 pub fn run(args: Args) -> Result<()> {
+    super::keep_freed_memory();
     let prompt = super::read_prompt(args.prompt.clone(), args.prompt_file.clone())?;
     if args.comet.enabled() || args.memory.is_some() || args.document.is_some() {
         let loaded = args.comet.load(args.model.as_deref())?;

@@ -2,8 +2,6 @@
 
 use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use super::cache::KvCache;
 use super::lora::{project, Lora};
@@ -85,24 +83,9 @@ impl<B: Backend> Attention<B> {
             }
             None => (k, v),
         };
-        let keys = k.dims()[2];
-        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
-        let expanded = |m: Tensor<B, 4, Bool>| Some(m.expand([batch, self.num_heads, seq, keys]));
-        let (mask, is_causal) = match mask {
-            AttentionMask::Causal if seq == 1 || seq == keys => (None, seq > 1),
-            // Several queries after a cache: kernels differ in how they align a causal
-            // triangle when queries and keys differ in number (cubecl's flash kernels mask
-            // `j > i`, top-left), so the alignment is spelled out.
-            AttentionMask::Causal => (expanded(causal_after(seq, keys, &q.device())), false),
-            AttentionMask::Explicit(m) => (expanded(m.clone()), false),
-        };
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal,
-        };
         // [batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]
-        let out = attention(q, k, v, mask, None, options)
+        let out = crate::kernels::kernels::<B>()
+            .attention(q, k, v, mask)
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
         project(&self.o_proj, &self.o_lora, out)
@@ -117,18 +100,6 @@ impl<B: Backend> Attention<B> {
             None => x,
         };
         x.swap_dims(1, 2)
-    }
-
-    /// `[batch, kv_heads, len, head_dim]` -> `[batch, heads, len, head_dim]`.
-    fn repeat_kv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let groups = self.num_heads / self.num_kv_heads;
-        if groups == 1 {
-            return x;
-        }
-        let [batch, kv_heads, len, dim] = x.dims();
-        x.unsqueeze_dim::<5>(2)
-            .expand([batch, kv_heads, groups, len, dim])
-            .reshape([batch, kv_heads * groups, len, dim])
     }
 }
 

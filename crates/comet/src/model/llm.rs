@@ -89,17 +89,15 @@ impl<B: Backend> Llm<B> {
 
     /// Projects normed hidden states `[batch, seq, hidden]` to logits `[batch, seq, vocab]`.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let kernels = crate::kernels::kernels::<B>();
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
-            None => {
-                let [batch, seq, d] = hidden.dims();
-                let weight = self.embed_tokens.weight.val().transpose();
-                let vocab = weight.dims()[1];
-                hidden
-                    .reshape([batch * seq, d])
-                    .matmul(weight)
-                    .reshape([batch, seq, vocab])
-            }
+            Some(head) => kernels.linear(
+                hidden,
+                head.weight.val(),
+                head.bias.as_ref().map(|b| b.val()),
+            ),
+            // Tied: the embeddings `[vocab, hidden]` read transposed, in place.
+            None => kernels.linear(hidden, self.embed_tokens.weight.val().transpose(), None),
         }
     }
 

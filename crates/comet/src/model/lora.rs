@@ -124,9 +124,17 @@ pub fn project<B: Backend>(
     lora: &Option<Lora<B>>,
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
+    let kernels = crate::kernels::kernels::<B>();
+    let base = |x| {
+        kernels.linear(
+            x,
+            linear.weight.val(),
+            linear.bias.as_ref().map(|b| b.val()),
+        )
+    };
     match lora {
-        Some(lora) => linear.forward(x.clone()) + lora.forward(x),
-        None => linear.forward(x),
+        Some(lora) => base(x.clone()) + lora.forward(x),
+        None => base(x),
     }
 }
 

@@ -8,7 +8,7 @@ mod lora;
 mod mlp;
 mod rope;
 
-pub use attention::{Attention, AttentionMask};
+pub use attention::{causal_after, Attention, AttentionMask};
 pub use block::DecoderLayer;
 pub use cache::{KvCache, LayerCache};
 pub use llm::{ForwardInput, LayerHook, Llm, NoHook};

@@ -1,0 +1,17 @@
+//! CPU kernels on plain `f32` slices with explicit strides, independent of any tensor
+//! library: Burn's flex backend reaches them through `comet::kernels`, and they could serve
+//! any other CPU backend as they are.
+//!
+//! - [`attention`]: softmax attention for grouped-query heads (keys and values indexed by
+//!   their shared head, never copied), threaded over (batch, head, query block), skipping key
+//!   tiles a causal query cannot see, with causal masks aligned bottom-right when keys
+//!   outnumber queries (a cache) or an explicit boolean mask.
+//! - [`matmul`]: linear layers threaded at every shape (decoding's one-row products too).
+//! - [`exp`]: a branch-free `exp` that the compiler vectorises, for the softmax.
+
+pub mod attention;
+pub mod exp;
+pub mod matmul;
+
+pub use attention::{attention, Mask, Strided};
+pub use matmul::{matmul, Matrix};

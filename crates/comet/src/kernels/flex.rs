@@ -1,0 +1,174 @@
+//! The flex backend's fast kernels: tensors are handed to `comet-kernels` as strided
+//! slices, without copies.
+
+use std::any::TypeId;
+
+use burn::backend::Flex;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorPrimitive};
+use burn_flex::FlexTensor;
+use comet_kernels::{Mask, Matrix, Strided};
+
+use super::{generic_attention, same_type, Kernels};
+use crate::model::AttentionMask;
+
+/// Whether `B` is the flex backend.
+pub fn is_flex<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<Flex>()
+}
+
+/// Fast CPU kernels; used only where `B` is [`Flex`].
+pub struct FlexKernels;
+
+impl<B: Backend> Kernels<B> for FlexKernels {
+    fn attention(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: &AttentionMask<B>,
+    ) -> Tensor<B, 4> {
+        if [&q, &k, &v].iter().any(|t| t.dtype() != DType::F32) {
+            return generic_attention(q, k, v, mask);
+        }
+        match same_type::<_, [Tensor<Flex, 4>; 3]>([q, k, v]) {
+            Ok([q, k, v]) => {
+                let mask = same_type::<_, AttentionMask<Flex>>(mask.clone()).ok();
+                let out = flex_attention(q, k, v, mask.as_ref().expect("same backend"));
+                same_type(out).ok().expect("same backend")
+            }
+            Err([q, k, v]) => generic_attention(q, k, v, mask),
+        }
+    }
+
+    fn linear(
+        &self,
+        x: Tensor<B, 3>,
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Tensor<B, 3> {
+        let generic = |(x, weight, bias)| burn::tensor::module::linear(x, weight, bias);
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+            return generic((x, weight, bias));
+        }
+        match same_type::<_, (Tensor<Flex, 3>, Tensor<Flex, 2>, Option<Tensor<Flex, 1>>)>((
+            x, weight, bias,
+        )) {
+            Ok(args) => match flex_linear(&args) {
+                Some(out) => same_type(out).ok().expect("same backend"),
+                None => same_type(args).map(generic).ok().expect("same backend"),
+            },
+            Err(args) => generic(args),
+        }
+    }
+}
+
+/// `x w + b` by `comet_kernels::matmul`, or `None` for layouts it does not take.
+fn flex_linear(
+    (x, weight, bias): &(Tensor<Flex, 3>, Tensor<Flex, 2>, Option<Tensor<Flex, 1>>),
+) -> Option<Tensor<Flex, 3>> {
+    let [batch, seq, d_in] = x.dims();
+    let d_out = weight.dims()[1];
+    let (fx, fw) = (float(x.clone()), float(weight.clone()));
+    let fb = bias.clone().map(float);
+    let [sb, ss, sd] = usize_strides::<3>(&fx)?;
+    // `[batch, seq]` must flatten to one row index.
+    if batch > 1 && sb != ss * seq {
+        return None;
+    }
+    let bias = match &fb {
+        Some(b) if b.is_contiguous() => {
+            Some(&b.storage::<f32>()[b.layout().start_offset()..][..d_out])
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    let out = comet_kernels::matmul(
+        Matrix {
+            data: fx.storage::<f32>(),
+            offset: fx.layout().start_offset(),
+            shape: [batch * seq, d_in],
+            strides: [ss, sd],
+        },
+        Matrix {
+            data: fw.storage::<f32>(),
+            offset: fw.layout().start_offset(),
+            shape: [d_in, d_out],
+            strides: usize_strides::<2>(&fw)?,
+        },
+        bias,
+    );
+    Some(Tensor::from_data(
+        TensorData::new(out, [batch, seq, d_out]),
+        &x.device(),
+    ))
+}
+
+fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
+    match t.into_primitive() {
+        TensorPrimitive::Float(t) => t,
+        TensorPrimitive::QFloat(_) => unreachable!("f32 checked"),
+    }
+}
+
+/// Element strides as `usize`, if none is negative.
+fn strides(t: &FlexTensor) -> Option<[usize; 4]> {
+    usize_strides::<4>(t)
+}
+
+fn usize_strides<const D: usize>(t: &FlexTensor) -> Option<[usize; D]> {
+    let s = t.layout().strides();
+    let mut out = [0; D];
+    for (o, &s) in out.iter_mut().zip(s) {
+        *o = usize::try_from(s).ok()?;
+    }
+    Some(out)
+}
+
+fn strided(t: &FlexTensor) -> Option<Strided<'_>> {
+    let shape = t.layout().shape();
+    Some(Strided {
+        data: t.storage::<f32>(),
+        offset: t.layout().start_offset(),
+        shape: [shape[0], shape[1], shape[2], shape[3]],
+        strides: strides(t)?,
+    })
+}
+
+fn flex_attention(
+    q: Tensor<Flex, 4>,
+    k: Tensor<Flex, 4>,
+    v: Tensor<Flex, 4>,
+    mask: &AttentionMask<Flex>,
+) -> Tensor<Flex, 4> {
+    let [batch, heads, queries, dim] = q.dims();
+    let device = q.device();
+    let (fq, fk, fv) = (float(q.clone()), float(k.clone()), float(v.clone()));
+    let mask_tensor = match mask {
+        AttentionMask::Explicit(m) => Some(m.clone().into_primitive()),
+        AttentionMask::Causal => None,
+    };
+    let kernel_mask = match &mask_tensor {
+        None => Some(Mask::Causal),
+        Some(m) => strides(m).map(|mut strides| {
+            // A dimension of size 1 broadcasts.
+            for (s, &n) in strides.iter_mut().zip(m.layout().shape().iter()) {
+                if n == 1 {
+                    *s = 0;
+                }
+            }
+            Mask::Explicit {
+                data: m.storage::<u8>(),
+                offset: m.layout().start_offset(),
+                strides,
+            }
+        }),
+    };
+    let (Some(sq), Some(sk), Some(sv), Some(kernel_mask)) =
+        (strided(&fq), strided(&fk), strided(&fv), kernel_mask)
+    else {
+        return generic_attention(q, k, v, mask);
+    };
+    let out = comet_kernels::attention(sq, sk, sv, kernel_mask, 1.0 / (dim as f32).sqrt());
+    Tensor::from_data(TensorData::new(out, [batch, heads, queries, dim]), &device)
+}

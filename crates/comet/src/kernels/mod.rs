@@ -1,0 +1,130 @@
+//! The model's hot operations behind one extension point: [`Kernels`] has Burn's generic
+//! ops as its default (every backend: WGPU, CUDA, ndarray, autodiff) and a fast CPU
+//! implementation for flex (`comet-kernels`), picked at run time by backend type, so the
+//! model stays written once over `B: Backend`.
+//!
+//! `COMET_KERNELS=generic` (or [`with_generic`] in tests) forces the generic path, to
+//! compare the two.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use burn::prelude::*;
+use burn::tensor::module::attention as burn_attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::model::{causal_after, AttentionMask};
+
+#[cfg(feature = "flex")]
+mod flex;
+
+/// Operations a backend may implement faster than Burn's generic composition.
+pub trait Kernels<B: Backend>: Sync {
+    /// Softmax attention (scale `1/sqrt(dim)`) of `q` `[batch, heads, queries, dim]` over `k`
+    /// and `v` `[batch, kv_heads, keys, dim]`, `heads` a multiple of `kv_heads` (query head
+    /// `h` reads key/value head `h / (heads / kv_heads)`); returns `[batch, heads, queries,
+    /// dim]`. A causal mask is aligned bottom-right when keys outnumber queries.
+    fn attention(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: &AttentionMask<B>,
+    ) -> Tensor<B, 4> {
+        generic_attention(q, k, v, mask)
+    }
+
+    /// `x` `[batch, seq, d_in]` times `weight` `[d_in, d_out]` plus `bias` `[d_out]`.
+    fn linear(
+        &self,
+        x: Tensor<B, 3>,
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Tensor<B, 3> {
+        burn::tensor::module::linear(x, weight, bias)
+    }
+}
+
+/// Burn's ops for everything.
+pub struct Generic;
+impl<B: Backend> Kernels<B> for Generic {}
+
+thread_local! {
+    static FORCE_GENERIC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the generic kernels on this thread (tests compare both paths).
+pub fn with_generic<T>(f: impl FnOnce() -> T) -> T {
+    let before = FORCE_GENERIC.with(|c| c.replace(true));
+    let out = f();
+    FORCE_GENERIC.with(|c| c.set(before));
+    out
+}
+
+/// Whether `COMET_KERNELS=generic` is set (read once).
+fn generic_by_env() -> bool {
+    static GENERIC: OnceLock<bool> = OnceLock::new();
+    *GENERIC.get_or_init(|| std::env::var("COMET_KERNELS").is_ok_and(|v| v == "generic"))
+}
+
+/// The kernels for backend `B`: the fast ones where there are, else [`Generic`].
+pub fn kernels<B: Backend>() -> &'static dyn Kernels<B> {
+    if generic_by_env() || FORCE_GENERIC.with(Cell::get) {
+        return &Generic;
+    }
+    #[cfg(feature = "flex")]
+    if flex::is_flex::<B>() {
+        return &flex::FlexKernels;
+    }
+    &Generic
+}
+
+/// `x` as a `U` when `T` and `U` are the same type (a backend known only as `B` that is in
+/// fact flex), else `x` back.
+fn same_type<T: 'static, U: 'static>(x: T) -> Result<U, T> {
+    let mut slot = Some(x);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("just filled")),
+        None => Err(slot.expect("untouched")),
+    }
+}
+
+/// Attention from Burn's ops: shared key/value heads repeated, masks expanded.
+pub fn generic_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: &AttentionMask<B>,
+) -> Tensor<B, 4> {
+    let [batch, heads, queries, _] = q.dims();
+    let keys = k.dims()[2];
+    let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
+    let expanded = |m: Tensor<B, 4, Bool>| Some(m.expand([batch, heads, queries, keys]));
+    let (mask, is_causal) = match mask {
+        AttentionMask::Causal if queries == 1 || queries == keys => (None, queries > 1),
+        // Several queries after a cache: kernels differ in how they align a causal
+        // triangle when queries and keys differ in number (cubecl's flash kernels mask
+        // `j > i`, top-left), so the alignment is spelled out.
+        AttentionMask::Causal => (expanded(causal_after(queries, keys, &q.device())), false),
+        AttentionMask::Explicit(m) => (expanded(m.clone()), false),
+    };
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal,
+    };
+    burn_attention(q, k, v, mask, None, options)
+}
+
+/// `[batch, kv_heads, len, dim]` -> `[batch, heads, len, dim]`.
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
+    let [batch, kv_heads, len, dim] = x.dims();
+    let groups = heads / kv_heads;
+    if groups == 1 {
+        return x;
+    }
+    x.unsqueeze_dim::<5>(2)
+        .expand([batch, kv_heads, groups, len, dim])
+        .reshape([batch, heads, len, dim])
+}
