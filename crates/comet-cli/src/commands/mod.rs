@@ -83,8 +83,7 @@ pub fn token_bar(total: usize, what: &str) -> indicatif::ProgressBar {
 /// fresh `mmap`s and returns freed memory to the system at once, so each step pays its page
 /// faults again; keeping freed memory in the heap for reuse trained a small model ~30%
 /// faster here (3,330 -> 4,380 tokens/s). Training, evaluation, generation, ingestion and
-/// scoring do this; `bench`
-/// measure peak memory with the default allocator.
+/// scoring do this; `bench` measures peak memory with the default allocator.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; nothing else runs yet.
