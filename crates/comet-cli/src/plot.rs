@@ -284,3 +284,70 @@ pub fn heatmap(
     root.present()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }
+
+/// One bar of a ratio chart: what is compared, and how many times the reference it does.
+pub struct Ratio {
+    /// Row text, e.g. "prefill 2,048 tokens vs llama.cpp F32".
+    pub label: String,
+    /// Ours over theirs (1 = as fast).
+    pub value: f64,
+}
+
+/// Horizontal bars of ratios against a reference, with the parity line at 1 drawn across.
+pub fn ratio_bars(path: &Path, title: &str, ratios: &[Ratio]) -> Result<()> {
+    register_font();
+    let height = 90 + 34 * ratios.len() as u32;
+    let root = BitMapBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    let top = ratios.iter().map(|r| r.value).fold(1.0, f64::max) * 1.35;
+    let rows = ratios.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(36)
+        .build_cartesian_2d(0.0..top, 0.0..rows)
+        .map_err(|e| anyhow!("chart: {e}"))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .disable_y_axis()
+        .light_line_style(WHITE)
+        .x_desc("times the reference's speed (1 = as fast)")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| anyhow!("chart: {e}"))?;
+    let (green, red) = (RGBColor(44, 160, 44), RGBColor(214, 39, 40));
+    for (i, ratio) in ratios.iter().enumerate() {
+        // First row at the top.
+        let y = rows - 1.0 - i as f64;
+        let color = if ratio.value >= 1.0 { green } else { red };
+        let bar = Rectangle::new(
+            [(0.0, y + 0.15), (ratio.value, y + 0.85)],
+            color.mix(0.75).filled(),
+        );
+        let text = format!("{:.2}x  {}", ratio.value, ratio.label);
+        let label = Text::new(
+            text,
+            (ratio.value + top * 0.01, y + 0.5),
+            ("sans-serif", 14)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        );
+        chart
+            .draw_series([bar])
+            .map_err(|e| anyhow!("chart: {e}"))?;
+        chart
+            .draw_series([label])
+            .map_err(|e| anyhow!("chart: {e}"))?;
+    }
+    chart
+        .draw_series([PathElement::new(
+            vec![(1.0, 0.0), (1.0, rows)],
+            BLACK.stroke_width(2),
+        )])
+        .map_err(|e| anyhow!("chart: {e}"))?;
+    root.present()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))
+}

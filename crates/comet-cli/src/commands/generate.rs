@@ -24,6 +24,19 @@ pub struct Args {
     /// A UTF-8 file holding the prompt.
     #[arg(long)]
     prompt_file: Option<PathBuf>,
+    /// A JSON file of prompt token ids (a list, or an object with an `ids` list): the same
+    /// tokens another program is given, for benchmarks.
+    #[arg(long, conflicts_with_all = ["prompt", "prompt_file", "chat"])]
+    prompt_ids: Option<PathBuf>,
+    /// Keep only the first N prompt tokens.
+    #[arg(long)]
+    prompt_tokens: Option<usize>,
+    /// Keep generating past end-of-sequence tokens (benchmarks decode a fixed count).
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Write the throughput figures and the generated ids to this JSON file.
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
     /// Wrap the prompt as a user message in the model's chat template.
     #[arg(long)]
     chat: bool,
@@ -65,16 +78,47 @@ fn parse_unit(s: &str) -> std::result::Result<f32, String> {
     }
 }
 
-/// The prompt as token ids, through the chat template if asked.
-fn prompt_ids(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
+/// The prompt as token ids: read from `--prompt-ids`, or the prompt text encoded (through
+/// the chat template if asked); cut to `--prompt-tokens`.
+fn prompt_ids(args: &Args, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+    let mut ids = match &args.prompt_ids {
+        Some(path) => read_ids(path)?,
+        None => encode_prompt(args, tokenizer)?,
+    };
+    if let Some(n) = args.prompt_tokens {
+        if n == 0 || n > ids.len() {
+            anyhow::bail!("--prompt-tokens {n}: the prompt has {} tokens", ids.len());
+        }
+        ids.truncate(n);
+    }
+    Ok(ids)
+}
+
+/// Token ids from a JSON list or an object's `ids` list.
+fn read_ids(path: &std::path::Path) -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read prompt ids {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let list = value.get("ids").unwrap_or(&value).clone();
+    let ids: Vec<u32> = serde_json::from_value(list)
+        .with_context(|| format!("{}: expected a list of token ids", path.display()))?;
+    if ids.is_empty() {
+        anyhow::bail!("{}: no token ids", path.display());
+    }
+    Ok(ids)
+}
+
+fn encode_prompt(args: &Args, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+    let prompt = super::read_prompt(args.prompt.clone(), args.prompt_file.clone())?;
     if !args.chat {
-        return Ok(tokenizer.encode(prompt, true)?);
+        return Ok(tokenizer.encode(&prompt, true)?);
     }
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
         messages.push(Message::new("system", system));
     }
-    messages.push(Message::new("user", prompt));
+    messages.push(Message::new("user", &prompt));
     let text = tokenizer.apply_chat_template(&messages, true, &serde_json::json!({}))?;
     Ok(tokenizer.encode(&text, false)?)
 }
@@ -82,7 +126,6 @@ fn prompt_ids(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u3
 /// Runs `comet generate`.
 pub fn run(args: Args) -> Result<()> {
     super::keep_freed_memory();
-    let prompt = super::read_prompt(args.prompt.clone(), args.prompt_file.clone())?;
     if args.comet.enabled() || args.memory.is_some() || args.document.is_some() {
         let loaded = args.comet.load(args.model.as_deref())?;
         let tokenizer = loaded
@@ -107,7 +150,7 @@ pub fn run(args: Args) -> Result<()> {
                 .with_context(|| format!("reading the document {}", path.display()))?;
             ids.extend(tokenizer.encode(&text, false)?);
         }
-        ids.extend(prompt_ids(&args, tokenizer, &prompt)?);
+        ids.extend(prompt_ids(&args, tokenizer)?);
         let stop = stop_tokens(loaded.model.llm.config().eos_token_ids.clone(), tokenizer);
         // Long inputs show their reading: every chunk but the last goes into memory.
         let bar = super::token_bar(ids.len(), "reading");
@@ -124,7 +167,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         let loaded = super::load(args.model.as_deref())?;
         let tokenizer = loaded.tokenizer()?;
-        let ids = prompt_ids(&args, tokenizer, &prompt)?;
+        let ids = prompt_ids(&args, tokenizer)?;
         let stop = stop_tokens(loaded.model.config().eos_token_ids.clone(), tokenizer);
         let mut decoder = CachedDecoder::new(&loaded.model);
         stream(&args, tokenizer, &mut decoder, &ids, stop)
@@ -141,7 +184,11 @@ fn stream(
 ) -> Result<()> {
     let config = GenerationConfig {
         max_new_tokens: args.max_new_tokens,
-        stop_tokens,
+        stop_tokens: if args.ignore_eos {
+            Vec::new()
+        } else {
+            stop_tokens
+        },
         sampling: SamplingConfig {
             temperature: args.temperature,
             top_k: args.top_k,
@@ -155,7 +202,7 @@ fn stream(
     if ids.len() <= 256 {
         print!("{}", tokenizer.decode(ids)?);
     }
-    let (_, stats) = generate(decoder, ids, &config, |id| {
+    let (generated, stats) = generate(decoder, ids, &config, |id| {
         if let Some(piece) = stream
             .step(id)
             .map_err(|e| comet::Error::Tokenizer(e.to_string()))?
@@ -176,5 +223,19 @@ fn stream(
         stats.decode_tps(),
         comet::backend::NAME,
     );
+    if let Some(path) = &args.stats_json {
+        let stats = serde_json::json!({
+            "backend": comet::backend::NAME,
+            "prefill_tokens": stats.prefill_tokens,
+            "prefill_seconds": stats.prefill_time.as_secs_f64(),
+            "prefill_tokens_per_s": stats.prefill_tps(),
+            "decode_tokens": stats.decode_tokens,
+            "decode_seconds": stats.decode_time.as_secs_f64(),
+            "decode_tokens_per_s": stats.decode_tps(),
+            "generated_ids": generated,
+        });
+        let text = serde_json::to_string_pretty(&stats).expect("serializable");
+        comet::fsutil::write_atomic(path, text.as_bytes())?;
+    }
     Ok(())
 }

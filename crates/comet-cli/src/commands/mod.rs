@@ -7,6 +7,7 @@ pub mod eval;
 pub mod fetch;
 pub mod generate;
 pub mod ingest;
+pub mod plot_ratios;
 pub mod score;
 #[cfg(feature = "server")]
 pub mod serve;

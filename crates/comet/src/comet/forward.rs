@@ -102,7 +102,10 @@ impl<B: Backend> CometModel<B> {
     }
 
     /// Reads `ids` for generation: every chunk but the final one into memory, the final
-    /// one into a KV cache; returns the logits after the last token.
+    /// one into a KV cache; returns the logits after the last token. A final chunk that is
+    /// already full goes into memory too (its update is read in the same pass), so decoding
+    /// starts a fresh chunk instead of reading this one a second time (then `final_text` is 0
+    /// and the cache empty).
     pub fn prefill(
         &self,
         ids: &[u32],
@@ -112,15 +115,20 @@ impl<B: Backend> CometModel<B> {
         let seq = self.checked_sequence(ids, &state)?;
         let builder = self.layout_builder();
         let batch = [seq];
-        let mut reader = self.reader(&batch, &builder, state, false);
+        let full = ids.len().is_multiple_of(self.comet.chunk_size);
+        let mut reader = self.reader(&batch, &builder, state, full);
         while reader.remaining() > 1 {
             let chunk = reader.next().expect("chunks remain");
             on_chunk(chunk.layout.text_counts[0]);
         }
         let mut cache = KvCache::new(self.llm.layers.len());
-        let out = reader
-            .next_into_cache(&mut cache)
-            .expect("non-empty input has a chunk");
+        let out = match full {
+            true => reader.next(),
+            // The final chunk's memory update is not used: decoding reads the memory it
+            // started from.
+            false => reader.next_into_cache(&mut cache),
+        }
+        .expect("non-empty input has a chunk");
         let last = &out.layout;
         on_chunk(last.text_counts[0]);
         let position = *last.text_positions.last().expect("final chunk has text");
@@ -133,12 +141,11 @@ impl<B: Backend> CometModel<B> {
             .convert::<f32>()
             .to_vec::<f32>()
             .expect("f32 logits");
-        // The final chunk's memory update is not used: decoding reads the memory it started from.
         Ok(Prefill {
             state: reader.into_state(),
             cache,
             logits,
-            final_text: last.text_counts[0],
+            final_text: if full { 0 } else { last.text_counts[0] },
         })
     }
 
