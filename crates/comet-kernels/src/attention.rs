@@ -83,8 +83,9 @@ pub fn attention(q: Strided, k: Strided, v: Strided, mask: Mask, scale: f32) -> 
         kv_heads > 0 && heads % kv_heads == 0,
         "attention: heads % kv_heads"
     );
+    let causal = matches!(mask, Mask::Causal);
     assert!(
-        keys >= queries || !matches!(mask, Mask::Causal),
+        keys >= queries || !causal,
         "attention: causal with fewer keys than queries"
     );
     assert!(
@@ -104,78 +105,192 @@ pub fn attention(q: Strided, k: Strided, v: Strided, mask: Mask, scale: f32) -> 
             "attention: mask strides out of bounds"
         );
     }
-    let groups = heads / kv_heads;
     let mut out = vec![0f32; batch * heads * queries * dim_v];
-    if out.is_empty() {
+    if out.is_empty() || keys == 0 {
         return out;
     }
-    let per_head = queries * dim_v;
-    out.par_chunks_mut(per_head)
-        .enumerate()
-        .for_each(|(bh, head_out)| {
-            let (b, h) = (bh / heads, bh % heads);
-            let kv = h / groups;
-            head_out
-                .par_chunks_mut(QUERY_BLOCK * dim_v)
-                .enumerate()
-                .for_each_init(Vec::new, |scores, (blk, block_out)| {
-                    let first = blk * QUERY_BLOCK;
-                    let head = Head {
-                        q,
-                        k,
-                        v,
-                        mask,
-                        b,
-                        h,
-                        kv,
-                        scale,
-                    };
-                    head.block(first, block_out, scores);
-                });
-        });
+    let groups = heads / kv_heads;
+    let ctx = Context {
+        q,
+        k,
+        v,
+        mask,
+        scale,
+        groups,
+    };
+    let dst = Out(out.as_mut_ptr());
+    let blocks = queries.div_ceil(QUERY_BLOCK);
+    let units = batch * kv_heads * blocks;
+    // Few queries over many keys (decoding): the keys are split too, so every thread has
+    // work, and the parts are merged by their softmax statistics (flash-decoding).
+    let threads = rayon::current_num_threads();
+    let splits = if units < 2 * threads && keys >= 2 * KEY_SPLIT {
+        (2 * threads).div_ceil(units).min(keys / KEY_SPLIT)
+    } else {
+        1
+    };
+    let split_len = keys.div_ceil(splits);
+    let block_of = |unit: usize, split: usize| {
+        let (bkv, blk) = (unit / blocks, unit % blocks);
+        Block {
+            b: bkv / kv_heads,
+            kv: bkv % kv_heads,
+            first: blk * QUERY_BLOCK,
+            rows: QUERY_BLOCK.min(queries - blk * QUERY_BLOCK),
+            keys: split * split_len..((split + 1) * split_len).min(keys),
+        }
+    };
+    if splits == 1 {
+        (0..units)
+            .into_par_iter()
+            .for_each_init(Scratch::default, |scratch, unit| {
+                let block = block_of(unit, 0);
+                let part = ctx.partial(&block, scratch);
+                // SAFETY: each unit writes its own (batch, head, query) rows of `out`.
+                unsafe { ctx.write(&block, &part, dst, queries) };
+            });
+        return out;
+    }
+    let parts: Vec<Partial> = (0..units * splits)
+        .into_par_iter()
+        .map_init(Scratch::default, |scratch, task| {
+            ctx.partial(&block_of(task / splits, task % splits), scratch)
+        })
+        .collect();
+    for (unit, group) in parts.chunks(splits).enumerate() {
+        // SAFETY: as above, one unit at a time.
+        unsafe { ctx.write(&block_of(unit, 0), &merge(group.iter()), dst, queries) };
+    }
     out
 }
 
-/// One (batch, head) pair: what a query block needs to find its rows.
-struct Head<'a> {
+/// Keys a split of a decoding step covers at least.
+const KEY_SPLIT: usize = 512;
+
+/// The output pointer, shared by units that write disjoint rows.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: every unit writes its own rows of the output.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// Inputs shared by every block.
+struct Context<'a> {
     q: Strided<'a>,
     k: Strided<'a>,
     v: Strided<'a>,
     mask: Mask<'a>,
-    b: usize,
-    h: usize,
-    kv: usize,
     scale: f32,
+    groups: usize,
 }
 
-impl Head<'_> {
-    /// Rows `first..first + out.len() / dim_v` of this head's output.
-    fn block(&self, first: usize, out: &mut [f32], scores: &mut Vec<f32>) {
-        let [_, _, queries, dim] = self.q.shape;
-        let [_, _, keys, dim_v] = self.v.shape;
-        let rows = out.len() / dim_v;
-        // Causal: the block's last query sees keys up to `keys - queries + last`.
-        let visible = match self.mask {
-            Mask::Causal => keys - queries + first + rows,
-            _ => keys,
-        };
-        scores.clear();
-        scores.resize(rows * visible, 0.0);
+/// Queries `first..first + rows` of every query head sharing key/value head `kv`, over
+/// the keys in `keys`.
+struct Block {
+    b: usize,
+    kv: usize,
+    first: usize,
+    rows: usize,
+    keys: std::ops::Range<usize>,
+}
+
+/// Per-thread buffers, reused across blocks.
+#[derive(Default)]
+struct Scratch {
+    queries: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+/// A block's result over part of the keys: per row (head-major: `groups x rows`) the
+/// largest score, the sum of `exp(score - max)`, and the unnormalised output.
+struct Partial {
+    max: Vec<f32>,
+    sum: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// The parts of one block over disjoint key ranges, combined by their statistics.
+fn merge<'a>(mut parts: impl Iterator<Item = &'a Partial>) -> Partial {
+    let first = parts.next().expect("at least one part");
+    let mut acc = Partial {
+        max: first.max.clone(),
+        sum: first.sum.clone(),
+        out: first.out.clone(),
+    };
+    let dim_v = acc.out.len() / acc.max.len().max(1);
+    for part in parts {
+        for r in 0..acc.max.len() {
+            let m = acc.max[r].max(part.max[r]);
+            if m == f32::NEG_INFINITY {
+                continue;
+            }
+            let (wa, wb) = ((acc.max[r] - m).exp(), (part.max[r] - m).exp());
+            acc.sum[r] = acc.sum[r] * wa + part.sum[r] * wb;
+            let (oa, ob) = (
+                &mut acc.out[r * dim_v..][..dim_v],
+                &part.out[r * dim_v..][..dim_v],
+            );
+            oa.iter_mut()
+                .zip(ob)
+                .for_each(|(a, b)| *a = *a * wa + *b * wb);
+            acc.max[r] = m;
+        }
+    }
+    acc
+}
+
+impl Context<'_> {
+    /// Scores, softmax statistics and unnormalised output of `block`.
+    fn partial(&self, block: &Block, scratch: &mut Scratch) -> Partial {
         let (q, k, v) = (&self.q, &self.k, &self.v);
-        // SAFETY: `in_bounds` checked every stride; `scores` is `rows x visible`.
+        let [_, _, queries, dim] = q.shape;
+        let [_, _, keys, dim_v] = v.shape;
+        let rows = self.groups * block.rows;
+        // The block's last query sees keys up to `keys - queries + last` when causal.
+        let end = match self.mask {
+            Mask::Causal => block
+                .keys
+                .end
+                .min(keys - queries + block.first + block.rows),
+            _ => block.keys.end,
+        };
+        let width = end.saturating_sub(block.keys.start);
+        // The query rows of every head of the group, gathered into one matrix.
+        scratch.queries.clear();
+        for g in 0..self.groups {
+            let h = block.kv * self.groups + g;
+            for i in block.first..block.first + block.rows {
+                let at = q.row(block.b, h, i);
+                scratch
+                    .queries
+                    .extend((0..dim).map(|d| q.data[at + d * q.strides[3]]));
+            }
+        }
+        scratch.scores.clear();
+        scratch.scores.resize(rows * width, 0.0);
+        let mut part = Partial {
+            max: vec![f32::NEG_INFINITY; rows],
+            sum: vec![0.0; rows],
+            out: vec![0.0; rows * dim_v],
+        };
+        if width == 0 {
+            return part;
+        }
+        let key0 = block.keys.start;
+        // SAFETY: `in_bounds` checked every stride; the buffers have the sizes given.
         unsafe {
             gemm::gemm(
                 rows,
-                visible,
+                width,
                 dim,
-                scores.as_mut_ptr(),
+                scratch.scores.as_mut_ptr(),
                 1,
-                visible as isize,
+                width as isize,
                 false,
-                q.data.as_ptr().add(q.row(self.b, self.h, first)),
-                q.strides[3] as isize,
-                q.strides[2] as isize,
-                k.data.as_ptr().add(k.row(self.b, self.kv, 0)),
+                scratch.queries.as_ptr(),
+                1,
+                dim as isize,
+                k.data.as_ptr().add(k.row(block.b, block.kv, key0)),
                 k.strides[2] as isize,
                 k.strides[3] as isize,
                 0.0,
@@ -186,23 +301,25 @@ impl Head<'_> {
                 gemm::Parallelism::None,
             );
         }
-        for (r, row) in scores.chunks_exact_mut(visible).enumerate() {
-            self.softmax(first + r, queries, row);
+        for (r, row) in scratch.scores.chunks_exact_mut(width).enumerate() {
+            let (g, i) = (r / block.rows, block.first + r % block.rows);
+            let h = block.kv * self.groups + g;
+            (part.max[r], part.sum[r]) = self.softmax(block.b, h, i, key0, row);
         }
-        // SAFETY: as above; `out` is `rows x dim_v`, contiguous.
+        // SAFETY: as above.
         unsafe {
             gemm::gemm(
                 rows,
                 dim_v,
-                visible,
-                out.as_mut_ptr(),
+                width,
+                part.out.as_mut_ptr(),
                 1,
                 dim_v as isize,
                 false,
-                scores.as_ptr(),
+                scratch.scores.as_ptr(),
                 1,
-                visible as isize,
-                v.data.as_ptr().add(v.row(self.b, self.kv, 0)),
+                width as isize,
+                v.data.as_ptr().add(v.row(block.b, block.kv, key0)),
                 v.strides[3] as isize,
                 v.strides[2] as isize,
                 0.0,
@@ -213,50 +330,74 @@ impl Head<'_> {
                 gemm::Parallelism::None,
             );
         }
+        part
     }
 
-    /// Masks and normalises the scores of query `i` in place (all zeros if it sees nothing).
-    fn softmax(&self, i: usize, queries: usize, row: &mut [f32]) {
+    /// Masks the scores of query `i` of head `h` (keys from `key0`) and replaces them by
+    /// `exp(score - max)`, hidden keys 0; returns (max, sum), `(-inf, 0)` if it sees none.
+    fn softmax(&self, b: usize, h: usize, i: usize, key0: usize, row: &mut [f32]) -> (f32, f32) {
+        let [_, _, queries, _] = self.q.shape;
         let keys = self.k.shape[2];
         let row = match self.mask {
             Mask::None => row,
             Mask::Causal => {
-                let (seen, hidden) = row.split_at_mut(keys - queries + i + 1);
+                let seen = (keys - queries + i + 1).saturating_sub(key0).min(row.len());
+                let (seen, hidden) = row.split_at_mut(seen);
                 hidden.fill(0.0);
                 seen
             }
             Mask::Explicit { .. } => {
-                self.each_hidden(i, row, f32::NEG_INFINITY);
+                self.each_hidden(b, h, i, key0, row, f32::NEG_INFINITY);
                 row
             }
         };
         let m = max(row);
         if m == f32::NEG_INFINITY {
             row.fill(0.0);
-            return;
+            return (m, 0.0);
         }
         let sum = exp_sub_sum(row, m);
         // Hidden keys came out as exp(-87) ~ 1e-38: make them exactly 0.
         if let Mask::Explicit { .. } = self.mask {
-            self.each_hidden(i, row, 0.0);
+            self.each_hidden(b, h, i, key0, row, 0.0);
         }
-        let inv = 1.0 / sum;
-        row.iter_mut().for_each(|s| *s *= inv);
+        (m, sum)
     }
 
     /// Sets the scores of the keys query `i` may not see to `value` (explicit masks).
-    fn each_hidden(&self, i: usize, row: &mut [f32], value: f32) {
+    fn each_hidden(&self, b: usize, h: usize, i: usize, key0: usize, row: &mut [f32], value: f32) {
         if let Mask::Explicit {
             data,
             offset,
             strides,
         } = self.mask
         {
-            let start = offset + self.b * strides[0] + self.h * strides[1] + i * strides[2];
+            let start =
+                offset + b * strides[0] + h * strides[1] + i * strides[2] + key0 * strides[3];
             for (j, s) in row.iter_mut().enumerate() {
                 if data[start + j * strides[3]] != 0 {
                     *s = value;
                 }
+            }
+        }
+    }
+
+    /// Writes a block's normalised rows to the `[batch, heads, queries, dim_v]` output.
+    unsafe fn write(&self, block: &Block, part: &Partial, dst: Out, queries: usize) {
+        let dim_v = self.v.shape[3];
+        let heads = self.q.shape[1];
+        for (r, (&sum, row)) in part
+            .sum
+            .iter()
+            .zip(part.out.chunks_exact(dim_v))
+            .enumerate()
+        {
+            let (g, i) = (r / block.rows, block.first + r % block.rows);
+            let h = block.kv * self.groups + g;
+            let at = ((block.b * heads + h) * queries + i) * dim_v;
+            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            for (d, &x) in row.iter().enumerate() {
+                *dst.0.add(at + d) = x * inv;
             }
         }
     }

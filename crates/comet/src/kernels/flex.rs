@@ -9,7 +9,7 @@ use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use comet_kernels::{Mask, Matrix, Strided};
 
-use super::{generic_attention, same_type, Kernels};
+use super::{generic_attention, known_same, same_type, Kernels};
 use crate::model::AttentionMask;
 
 /// Whether `B` is the flex backend.
@@ -35,9 +35,32 @@ impl<B: Backend> Kernels<B> for FlexKernels {
             Ok([q, k, v]) => {
                 let mask = same_type::<_, AttentionMask<Flex>>(mask.clone()).ok();
                 let out = flex_attention(q, k, v, mask.as_ref().expect("same backend"));
-                same_type(out).ok().expect("same backend")
+                known_same(out)
             }
             Err([q, k, v]) => generic_attention(q, k, v, mask),
+        }
+    }
+
+    fn write_positions(
+        &self,
+        buffer: Tensor<B, 4>,
+        start: usize,
+        values: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        let generic = |(buffer, values): (Tensor<B, 4>, Tensor<B, 4>)| {
+            let [batch, heads, new, dim] = values.dims();
+            buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
+        };
+        if buffer.dtype() != DType::F32 || values.dtype() != DType::F32 {
+            return generic((buffer, values));
+        }
+        match same_type::<_, [Tensor<Flex, 4>; 2]>([buffer, values]) {
+            Ok([buffer, values]) => {
+                let out = write_in_place(float(buffer), start, &float(values));
+                let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(out));
+                known_same(out)
+            }
+            Err([buffer, values]) => generic((buffer, values)),
         }
     }
 
@@ -55,8 +78,8 @@ impl<B: Backend> Kernels<B> for FlexKernels {
             x, weight, bias,
         )) {
             Ok(args) => match flex_linear(&args) {
-                Some(out) => same_type(out).ok().expect("same backend"),
-                None => same_type(args).map(generic).ok().expect("same backend"),
+                Some(out) => known_same(out),
+                None => generic(known_same(args)),
             },
             Err(args) => generic(args),
         }
@@ -102,6 +125,45 @@ fn flex_linear(
         TensorData::new(out, [batch, seq, d_out]),
         &x.device(),
     ))
+}
+
+/// Writes `values` into positions `start..` of `buffer` (`[batch, heads, capacity, dim]`),
+/// in place when the buffer is contiguous and held by no one else (flex's own
+/// `slice_assign` always copies the whole buffer first).
+fn write_in_place(mut buffer: FlexTensor, start: usize, values: &FlexTensor) -> FlexTensor {
+    let shape = buffer.layout().shape().clone();
+    let (cap, dim) = (shape[2], shape[3]);
+    let whole = buffer.is_contiguous() && buffer.layout().start_offset() == 0;
+    let (Some(src), true) = (strided(values), whole) else {
+        return copy_write(buffer, start, values);
+    };
+    let [batch, heads, new, _] = src.shape;
+    let Some(dst) = buffer.try_storage_mut::<f32>() else {
+        return copy_write(buffer, start, values);
+    };
+    for b in 0..batch {
+        for h in 0..heads {
+            for i in 0..new {
+                let to = ((b * heads + h) * cap + start + i) * dim;
+                let from =
+                    src.offset + b * src.strides[0] + h * src.strides[1] + i * src.strides[2];
+                for d in 0..dim {
+                    dst[to + d] = src.data[from + d * src.strides[3]];
+                }
+            }
+        }
+    }
+    buffer
+}
+
+/// Flex's `slice_assign` (a copy of the buffer), for layouts the in-place write does not take.
+fn copy_write(buffer: FlexTensor, start: usize, values: &FlexTensor) -> FlexTensor {
+    let [batch, heads, new, dim] = values.layout().shape().dims();
+    let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(buffer)).slice_assign(
+        [0..batch, 0..heads, start..start + new, 0..dim],
+        Tensor::from_primitive(TensorPrimitive::Float(values.clone())),
+    );
+    float(out)
 }
 
 fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {

@@ -35,6 +35,19 @@ pub trait Kernels<B: Backend>: Sync {
         generic_attention(q, k, v, mask)
     }
 
+    /// `buffer` `[batch, heads, capacity, dim]` with positions `start..start + new` replaced
+    /// by `values` `[batch, heads, new, dim]` (a KV cache's append; in place where the
+    /// backend can).
+    fn write_positions(
+        &self,
+        buffer: Tensor<B, 4>,
+        start: usize,
+        values: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        let [batch, heads, new, dim] = values.dims();
+        buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
+    }
+
     /// `x` `[batch, seq, d_in]` times `weight` `[d_in, d_out]` plus `bias` `[d_out]`.
     fn linear(
         &self,
@@ -90,6 +103,11 @@ fn same_type<T: 'static, U: 'static>(x: T) -> Result<U, T> {
     }
 }
 
+/// `x` as the `U` it is known to be (a flex tensor handed back as `Tensor<B, _>`).
+fn known_same<T: 'static, U: 'static>(x: T) -> U {
+    same_type(x).unwrap_or_else(|_| unreachable!("called only where B is the same type"))
+}
+
 /// Attention from Burn's ops: shared key/value heads repeated, masks expanded.
 pub fn generic_attention<B: Backend>(
     q: Tensor<B, 4>,
@@ -128,3 +146,6 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
         .expand([batch, kv_heads, groups, len, dim])
         .reshape([batch, heads, len, dim])
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests;

@@ -4,7 +4,7 @@
 //! memory slots plus the final chunk, each with whatever position ids the caller chose.
 //! Each layer keeps a buffer with room to spare, written in place: a decoding step writes
 //! one position instead of copying the whole cache (on flex, a buffer nobody else holds is
-//! written without a copy; a cloned cache copies on its first write).
+//! written in place; a cloned cache copies on its first write).
 
 use burn::prelude::*;
 
@@ -107,12 +107,52 @@ impl<B: Backend> KvCache<B> {
         });
         let start = buffer.len;
         buffer.reserve(start + new);
-        let range = [0..batch, 0..heads, start..start + new, 0..dim];
-        buffer.keys = buffer.keys.slice_assign(range.clone(), keys);
-        buffer.values = buffer.values.slice_assign(range, values);
+        let kernels = crate::kernels::kernels::<B>();
+        buffer.keys = kernels.write_positions(buffer.keys, start, keys);
+        buffer.values = kernels.write_positions(buffer.values, start, values);
         buffer.len = start + new;
         let used = buffer.used();
         self.layers[layer] = Some(buffer);
         used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    fn values(n: usize, fill: f32) -> Tensor<Flex, 4> {
+        Tensor::full([1, 2, n, 3], fill, &Default::default())
+    }
+
+    /// Appends write in place, yet a clone taken earlier keeps what it saw.
+    #[test]
+    fn appends_extend_the_cache_and_leave_clones_alone() {
+        let mut cache = KvCache::<Flex>::new(1);
+        cache.append(0, values(3, 1.0), values(3, -1.0));
+        let before = cache.clone();
+        for step in 0..300 {
+            let all = cache.append(0, values(1, 2.0 + step as f32), values(1, 0.5));
+            assert_eq!(all.keys.dims(), [1, 2, 4 + step, 3]);
+        }
+        let keys: Vec<f32> = cache
+            .append(0, values(1, 9.0), values(1, 9.0))
+            .keys
+            .into_data()
+            .to_vec()
+            .unwrap();
+        // Head 0: 3 ones, then 2, 3, ..., 301, then 9.
+        assert_eq!(&keys[..3 * 3], &[1.0; 9]);
+        assert_eq!(keys[3 * 3], 2.0);
+        assert_eq!(keys[302 * 3], 301.0);
+        assert_eq!(keys[303 * 3], 9.0);
+        let old = before.clone().append(0, values(1, 5.0), values(1, 5.0));
+        assert_eq!(old.keys.dims(), [1, 2, 4, 3]);
+        let old: Vec<f32> = old.keys.into_data().to_vec().unwrap();
+        assert_eq!(
+            &old[..12],
+            &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0]
+        );
     }
 }
