@@ -80,10 +80,11 @@ fn parse_unit(s: &str) -> std::result::Result<f32, String> {
 
 /// The prompt as token ids: read from `--prompt-ids`, or the prompt text encoded (through
 /// the chat template if asked); cut to `--prompt-tokens`.
-fn prompt_ids(args: &Args, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
-    let mut ids = match &args.prompt_ids {
-        Some(path) => read_ids(path)?,
-        None => encode_prompt(args, tokenizer)?,
+fn prompt_ids(args: &Args, tokenizer: &Tokenizer, prompt: Option<&str>) -> Result<Vec<u32>> {
+    let mut ids = match (&args.prompt_ids, prompt) {
+        (Some(path), _) => read_ids(path)?,
+        (None, Some(prompt)) => encode_prompt(args, tokenizer, prompt)?,
+        (None, None) => anyhow::bail!("no prompt"),
     };
     if let Some(n) = args.prompt_tokens {
         if n == 0 || n > ids.len() {
@@ -109,16 +110,15 @@ fn read_ids(path: &std::path::Path) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-fn encode_prompt(args: &Args, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
-    let prompt = super::read_prompt(args.prompt.clone(), args.prompt_file.clone())?;
+fn encode_prompt(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
     if !args.chat {
-        return Ok(tokenizer.encode(&prompt, true)?);
+        return Ok(tokenizer.encode(prompt, true)?);
     }
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
         messages.push(Message::new("system", system));
     }
-    messages.push(Message::new("user", &prompt));
+    messages.push(Message::new("user", prompt));
     let text = tokenizer.apply_chat_template(&messages, true, &serde_json::json!({}))?;
     Ok(tokenizer.encode(&text, false)?)
 }
@@ -126,6 +126,14 @@ fn encode_prompt(args: &Args, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
 /// Runs `comet generate`.
 pub fn run(args: Args) -> Result<()> {
     super::keep_freed_memory();
+    // A bad prompt fails before the model loads.
+    let prompt = match &args.prompt_ids {
+        Some(_) => None,
+        None => Some(super::read_prompt(
+            args.prompt.clone(),
+            args.prompt_file.clone(),
+        )?),
+    };
     if args.comet.enabled() || args.memory.is_some() || args.document.is_some() {
         let loaded = args.comet.load(args.model.as_deref())?;
         let tokenizer = loaded
@@ -150,7 +158,7 @@ pub fn run(args: Args) -> Result<()> {
                 .with_context(|| format!("reading the document {}", path.display()))?;
             ids.extend(tokenizer.encode(&text, false)?);
         }
-        ids.extend(prompt_ids(&args, tokenizer)?);
+        ids.extend(prompt_ids(&args, tokenizer, prompt.as_deref())?);
         let stop = stop_tokens(loaded.model.llm.config().eos_token_ids.clone(), tokenizer);
         // Long inputs show their reading: every chunk but the last goes into memory.
         let bar = super::token_bar(ids.len(), "reading");
@@ -167,7 +175,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         let loaded = super::load(args.model.as_deref())?;
         let tokenizer = loaded.tokenizer()?;
-        let ids = prompt_ids(&args, tokenizer)?;
+        let ids = prompt_ids(&args, tokenizer, prompt.as_deref())?;
         let stop = stop_tokens(loaded.model.config().eos_token_ids.clone(), tokenizer);
         let mut decoder = CachedDecoder::new(&loaded.model);
         stream(&args, tokenizer, &mut decoder, &ids, stop)
