@@ -7,11 +7,14 @@
 //!   tiles a causal query cannot see, with causal masks aligned bottom-right when keys
 //!   outnumber queries (a cache) or an explicit boolean mask.
 //! - [`matmul`]: linear layers threaded at every shape (decoding's one-row products too).
+//! - [`elementwise`]: RMSNorm, rotary embedding and SwiGLU, threaded over rows.
 //! - [`exp`]: a branch-free `exp` that the compiler vectorises, for the softmax.
 
 pub mod attention;
+pub mod elementwise;
 pub mod exp;
 pub mod matmul;
 
 pub use attention::{attention, Mask, Strided};
+pub use elementwise::{rms_norm, rope, swiglu};
 pub use matmul::{matmul, Matrix};

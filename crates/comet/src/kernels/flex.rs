@@ -9,8 +9,10 @@ use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use comet_kernels::{Mask, Matrix, Strided};
 
+use burn::nn::RmsNorm;
+
 use super::{generic_attention, known_same, same_type, Kernels};
-use crate::model::AttentionMask;
+use crate::model::{AttentionMask, RopeTables};
 
 /// Whether `B` is the flex backend.
 pub fn is_flex<B: Backend>() -> bool {
@@ -61,6 +63,59 @@ impl<B: Backend> Kernels<B> for FlexKernels {
                 known_same(out)
             }
             Err([buffer, values]) => generic((buffer, values)),
+        }
+    }
+
+    fn rope(&self, x: Tensor<B, 4>, tables: &RopeTables<B>) -> Tensor<B, 4> {
+        if x.dtype() != DType::F32 || tables.cos().dtype() != DType::F32 {
+            return tables.apply(x);
+        }
+        let (cos, sin) = (tables.cos().clone(), tables.sin().clone());
+        match same_type::<_, [Tensor<Flex, 4>; 3]>([x, cos, sin]) {
+            Ok([x, cos, sin]) => match flex_rope(x.clone(), cos, sin) {
+                Some(out) => known_same(out),
+                None => tables.apply(known_same(x)),
+            },
+            Err([x, _, _]) => tables.apply(x),
+        }
+    }
+
+    fn rms_norm(&self, x: Tensor<B, 3>, norm: &RmsNorm<B>) -> Tensor<B, 3> {
+        let gamma = norm.gamma.val();
+        if x.dtype() != DType::F32 || gamma.dtype() != DType::F32 {
+            return norm.forward(x);
+        }
+        match same_type::<_, (Tensor<Flex, 3>, Tensor<Flex, 1>)>((x, gamma)) {
+            Ok((x, gamma)) => {
+                let out = contiguous_f32(&[float(x.clone()), float(gamma)], |[x, gamma]| {
+                    comet_kernels::rms_norm(x, gamma, norm.epsilon as f32)
+                });
+                known_same(Tensor::<Flex, 3>::from_data(
+                    TensorData::new(out, x.dims()),
+                    &x.device(),
+                ))
+            }
+            Err((x, _)) => norm.forward(x),
+        }
+    }
+
+    fn swiglu(&self, gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor<B, 3> {
+        let generic = |gate, up| burn::tensor::activation::silu(gate) * up;
+        if gate.dtype() != DType::F32 || up.dtype() != DType::F32 || gate.dims() != up.dims() {
+            return generic(gate, up);
+        }
+        match same_type::<_, [Tensor<Flex, 3>; 2]>([gate, up]) {
+            Ok([gate, up]) => {
+                let (dims, device) = (gate.dims(), gate.device());
+                let out = contiguous_f32(&[float(gate), float(up)], |[g, u]| {
+                    comet_kernels::swiglu(g, u)
+                });
+                known_same(Tensor::<Flex, 3>::from_data(
+                    TensorData::new(out, dims),
+                    &device,
+                ))
+            }
+            Err([gate, up]) => generic(gate, up),
         }
     }
 
@@ -124,6 +179,40 @@ fn flex_linear(
     Some(Tensor::from_data(
         TensorData::new(out, [batch, seq, d_out]),
         &x.device(),
+    ))
+}
+
+/// `f` over the contiguous `f32` data of `tensors` (copied first where strided).
+fn contiguous_f32<const N: usize, R>(
+    tensors: &[FlexTensor; N],
+    f: impl FnOnce([&[f32]; N]) -> R,
+) -> R {
+    let owned: Vec<FlexTensor> = tensors.iter().map(FlexTensor::to_contiguous).collect();
+    let slices: [&[f32]; N] = std::array::from_fn(|i| {
+        let t = &owned[i];
+        let n = t.layout().num_elements();
+        &t.storage::<f32>()[t.layout().start_offset()..][..n]
+    });
+    f(slices)
+}
+
+/// RoPE by `comet_kernels::rope`: the tables' first halves, contiguous.
+fn flex_rope(
+    x: Tensor<Flex, 4>,
+    cos: Tensor<Flex, 4>,
+    sin: Tensor<Flex, 4>,
+) -> Option<Tensor<Flex, 4>> {
+    let [batch, heads, seq, dim] = x.dims();
+    let device = x.device();
+    let half = |t: Tensor<Flex, 4>| float(t.slice([0..batch, 0..1, 0..seq, 0..dim / 2]));
+    let fx = float(x);
+    let sx = strided(&fx)?;
+    let out = contiguous_f32(&[half(cos), half(sin)], |[c, s]| {
+        comet_kernels::rope(sx, c, s)
+    });
+    Some(Tensor::from_data(
+        TensorData::new(out, [batch, heads, seq, dim]),
+        &device,
     ))
 }
 

@@ -14,7 +14,9 @@ use burn::prelude::*;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use crate::model::{causal_after, AttentionMask};
+use burn::nn::RmsNorm;
+
+use crate::model::{causal_after, AttentionMask, RopeTables};
 
 #[cfg(feature = "flex")]
 mod flex;
@@ -46,6 +48,21 @@ pub trait Kernels<B: Backend>: Sync {
     ) -> Tensor<B, 4> {
         let [batch, heads, new, dim] = values.dims();
         buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
+    }
+
+    /// `x` `[batch, heads, seq, head_dim]` rotated by RoPE `tables` (half-split pairs).
+    fn rope(&self, x: Tensor<B, 4>, tables: &RopeTables<B>) -> Tensor<B, 4> {
+        tables.apply(x)
+    }
+
+    /// RMSNorm of `x` `[batch, seq, hidden]` over its last dimension.
+    fn rms_norm(&self, x: Tensor<B, 3>, norm: &RmsNorm<B>) -> Tensor<B, 3> {
+        norm.forward(x)
+    }
+
+    /// SwiGLU's `silu(gate) * up`, both `[batch, seq, intermediate]`.
+    fn swiglu(&self, gate: Tensor<B, 3>, up: Tensor<B, 3>) -> Tensor<B, 3> {
+        burn::tensor::activation::silu(gate) * up
     }
 
     /// `x` `[batch, seq, d_in]` times `weight` `[d_in, d_out]` plus `bias` `[d_out]`.

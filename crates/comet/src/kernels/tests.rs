@@ -97,3 +97,54 @@ fn position_writes_agree_with_burn() {
     let untouched: Vec<f32> = shared.into_data().to_vec().unwrap();
     assert_eq!(untouched, data.to_vec::<f32>().unwrap());
 }
+
+#[test]
+fn row_operations_agree_with_burn() {
+    let device = Default::default();
+    let x = random([2, 33, 48]);
+    let norm = burn::nn::RmsNormConfig::new(48)
+        .with_epsilon(1e-5)
+        .init::<Flex>(&device);
+    let norm = RmsNorm {
+        gamma: burn::module::Param::from_tensor(random([48])),
+        ..norm
+    };
+    assert_paths_agree(|| kernels::<Flex>().rms_norm(x.clone(), &norm), "rms norm");
+    let (gate, up) = (random([2, 33, 96]), random([2, 33, 96]));
+    assert_paths_agree(
+        || kernels::<Flex>().swiglu(gate.clone(), up.clone()),
+        "swiglu",
+    );
+    // RoPE at arbitrary positions, on queries read as a transposed view.
+    let config = crate::config::ModelConfig {
+        architecture: crate::config::Architecture::Llama,
+        vocab_size: 11,
+        hidden_size: 80,
+        intermediate_size: 12,
+        num_layers: 1,
+        num_heads: 5,
+        num_kv_heads: 5,
+        head_dim: 16,
+        rope_theta: 10000.0,
+        rope_scaling: None,
+        rms_norm_eps: 1e-5,
+        tie_word_embeddings: true,
+        attention_bias: false,
+        qk_norm: false,
+        max_position_embeddings: 512,
+        eos_token_ids: vec![],
+        bos_token_id: None,
+    };
+    let positions = Tensor::<Flex, 2, Int>::from_data(
+        TensorData::new(
+            (0..2 * 33)
+                .map(|p| (p * 37 % 500) as i64)
+                .collect::<Vec<_>>(),
+            [2, 33],
+        ),
+        &device,
+    );
+    let tables = crate::model::Rope::new(&config).tables(positions);
+    let q = random::<4>([2, 33, 5, 16]).swap_dims(1, 2);
+    assert_paths_agree(|| kernels::<Flex>().rope(q.clone(), &tables), "rope");
+}

@@ -75,7 +75,8 @@ impl<B: Backend> Attention<B> {
             self.num_kv_heads,
             &None,
         );
-        let (q, k) = (rope.apply(q), rope.apply(k));
+        let kernels = crate::kernels::kernels::<B>();
+        let (q, k) = (kernels.rope(q, rope), kernels.rope(k, rope));
         let (k, v) = match cache {
             Some((cache, layer)) => {
                 let all = cache.append(layer, k, v);
@@ -84,10 +85,11 @@ impl<B: Backend> Attention<B> {
             None => (k, v),
         };
         // [batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]
-        let out = crate::kernels::kernels::<B>()
-            .attention(q, k, v, mask)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, self.num_heads * self.head_dim]);
+        let out = kernels.attention(q, k, v, mask).swap_dims(1, 2).reshape([
+            batch,
+            seq,
+            self.num_heads * self.head_dim,
+        ]);
         project(&self.o_proj, &self.o_lora, out)
     }
 

@@ -30,10 +30,10 @@ impl<B: Backend> DecoderLayer<B> {
         mask: &AttentionMask<B>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
-        let h = x.clone()
-            + self
-                .self_attn
-                .forward(self.input_layernorm.forward(x), rope, mask, cache);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+        let kernels = crate::kernels::kernels::<B>();
+        let normed = kernels.rms_norm(x.clone(), &self.input_layernorm);
+        let h = x + self.self_attn.forward(normed, rope, mask, cache);
+        let normed = kernels.rms_norm(h.clone(), &self.post_attention_layernorm);
+        h + self.mlp.forward(normed)
     }
 }

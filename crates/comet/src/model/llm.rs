@@ -84,7 +84,7 @@ impl<B: Backend> Llm<B> {
             );
             hook.after_layer(l, &hidden);
         }
-        self.norm.forward(hidden)
+        crate::kernels::kernels::<B>().rms_norm(hidden, &self.norm)
     }
 
     /// Projects normed hidden states `[batch, seq, hidden]` to logits `[batch, seq, vocab]`.

@@ -2,7 +2,6 @@
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
 use super::lora::{project, Lora};
 
@@ -26,8 +25,9 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `[batch, seq, hidden] -> [batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(project(&self.gate_proj, &self.gate_lora, x.clone()));
+        let gate = project(&self.gate_proj, &self.gate_lora, x.clone());
         let up = project(&self.up_proj, &self.up_lora, x);
-        project(&self.down_proj, &self.down_lora, gate * up)
+        let hidden = crate::kernels::kernels::<B>().swiglu(gate, up);
+        project(&self.down_proj, &self.down_lora, hidden)
     }
 }

@@ -95,6 +95,16 @@ impl<B: Backend> RopeTables<B> {
         }
     }
 
+    /// Cosines `[batch, 1, seq, head_dim]` (each half the same).
+    pub fn cos(&self) -> &Tensor<B, 4> {
+        &self.cos
+    }
+
+    /// Sines `[batch, 1, seq, head_dim]` (each half the same).
+    pub fn sin(&self) -> &Tensor<B, 4> {
+        &self.sin
+    }
+
     /// Rotates `x` `[batch, heads, seq, head_dim]` by the tables' angles.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, h, s, d] = x.dims();
