@@ -56,7 +56,9 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
         return out;
     }
     let threads = rayon::current_num_threads();
-    if m <= FEW_ROWS && threads > 1 {
+    if m <= GEMV_ROWS && w.strides[1] == 1 && x.strides[1] == 1 {
+        gemv(x, w, &mut out, threads);
+    } else if m <= FEW_ROWS && threads > 1 {
         // Blocks of a multiple of 16 columns, a few per thread for balance.
         let block = n.div_ceil(4 * threads).next_multiple_of(16).max(16);
         let dst = Out(out.as_mut_ptr());
@@ -80,6 +82,55 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Rows up to which a row-major weight is streamed once, split by its rows over threads.
+const GEMV_ROWS: usize = 4;
+
+/// `x w` for a few rows of `x`: each thread reads a contiguous band of `w`'s rows once and
+/// adds `x[i, r] * w[r, :]` into its own partial output; the partials are summed. Reading
+/// the weight in order is what a decoding step's time is made of.
+fn gemv(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
+    let ([m, k], n) = (x.shape, w.shape[1]);
+    let bands = (2 * threads).min(k);
+    let band = k.div_ceil(bands);
+    let partials: Vec<Vec<f32>> = (0..bands)
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = vec![0f32; m * n];
+            for r in b * band..((b + 1) * band).min(k) {
+                let row = &w.data[w.offset + r * w.strides[0]..][..n];
+                for (i, acc) in acc.chunks_exact_mut(n).enumerate() {
+                    axpy(x.data[x.offset + i * x.strides[0] + r], row, acc);
+                }
+            }
+            acc
+        })
+        .collect();
+    for partial in partials {
+        out.iter_mut().zip(partial).for_each(|(o, p)| *o += p);
+    }
+}
+
+/// `acc += a * row`.
+fn axpy(a: f32, row: &[f32], acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { axpy_avx2(a, row, acc) };
+    }
+    axpy_generic(a, row, acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(a: f32, row: &[f32], acc: &mut [f32]) {
+    axpy_generic(a, row, acc);
+}
+
+#[inline(always)]
+fn axpy_generic(a: f32, row: &[f32], acc: &mut [f32]) {
+    acc.iter_mut().zip(row).for_each(|(c, &w)| *c = w.mul_add(a, *c));
 }
 
 /// Columns `cols` of `x w` into the contiguous `[m, n]` output at `dst`.
