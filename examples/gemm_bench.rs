@@ -21,8 +21,18 @@ fn main() {
         let strides = if transposed { [1, k] } else { [n, 1] };
         let run = || {
             let start = Instant::now();
-            let x = Matrix { data: &x, offset: 0, shape: [m, k], strides: [k, 1] };
-            let w = Matrix { data: &w, offset: 0, shape: [k, n], strides };
+            let x = Matrix {
+                data: &x,
+                offset: 0,
+                shape: [m, k],
+                strides: [k, 1],
+            };
+            let w = Matrix {
+                data: &w,
+                offset: 0,
+                shape: [k, n],
+                strides,
+            };
             std::hint::black_box(matmul(x, w, None));
             start.elapsed().as_secs_f64()
         };

@@ -11,7 +11,7 @@
 #   the machine's fp32 GEMM peak (torch.mm), to report each figure as a fraction of it.
 # Best of RUNS (default 3) each. Writes results/perf/cpu.json, cpu.png and cpu.md (the
 # README's table). Run on an idle machine (both peers spin-wait in their thread pools):
-# about 25 minutes on 2 cores. Env: THREADS (2), RUNS (3), LENGTHS, COMET_LENGTH (32768).
+# about 30 minutes on 2 cores. Env: THREADS (2), RUNS (3), LENGTHS, COMET_LENGTH (32768).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
@@ -67,9 +67,13 @@ for mode in full frozen_base; do
     '{mode: $mode, rss_kib: $rss_kib} + .' "$work/train-$mode/train_log.jsonl" >> "$work/comet_train.jsonl"
 done
 
-echo "llama.cpp: F32, then Q4_1" >&2
+# llama.cpp with its flash attention (its default here) and without (faster decoding on
+# some machines): each figure keeps the better of the two.
+echo "llama.cpp: F32 (flash attention on, then off), then Q4_1" >&2
 node scripts/peers/llama_cpp_bench.mjs --model "$F32" --tokens "$P/tokens.json" --lengths "$LENGTHS" \
   --decode "$DECODE" --threads "$THREADS" --runs "$RUNS" > "$work/llama_f32.json"
+node scripts/peers/llama_cpp_bench.mjs --model "$F32" --tokens "$P/tokens.json" --lengths "$LENGTHS" \
+  --decode "$DECODE" --threads "$THREADS" --runs "$RUNS" --flash-attn off > "$work/llama_f32_nofa.json"
 node scripts/peers/llama_cpp_bench.mjs --model "$Q41" --tokens "$P/tokens.json" --lengths "$LENGTHS" \
   --decode "$DECODE" --threads "$THREADS" --runs "$RUNS" > "$work/llama_q41.json"
 echo "PyTorch: GEMM peak, training steps" >&2

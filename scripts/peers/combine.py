@@ -61,6 +61,16 @@ def best_train(rows: list[dict], mode: str) -> dict:
     }
 
 
+def best_of_attention_paths(llama: dict) -> None:
+    """llama.cpp F32's figures: per length, the better of flash attention on and off."""
+    for row in llama["f32"]["rows"]:
+        other = next(r for r in llama["f32_nofa"]["rows"] if r["length"] == row["length"])
+        for key in ("prefill_tokens_per_s", "decode_tokens_per_s"):
+            setting = "flash attention" if row[key] >= other[key] else "no flash attention"
+            row[key] = max(row[key], other[key])
+            row[key.replace("tokens_per_s", "setting")] = setting
+
+
 def fraction(tokens_per_s: float, flops_per_token: float, peak_gflops: float) -> float:
     return round(tokens_per_s * flops_per_token / 1e9 / peak_gflops, 3)
 
@@ -75,7 +85,8 @@ def main() -> None:
     work = Path(a.work)
     gen = jsonl(work / "comet_generate.jsonl")
     train = jsonl(work / "comet_train.jsonl")
-    llama = {k: json.loads((work / f"llama_{k}.json").read_text()) for k in ("f32", "q41")}
+    llama = {k: json.loads((work / f"llama_{k}.json").read_text()) for k in ("f32", "f32_nofa", "q41")}
+    best_of_attention_paths(llama)
     torch = json.loads((work / "torch.json").read_text())
     peak = torch["gemm_peak_gflops"]
     decode_n = llama["f32"]["decode_tokens"]
@@ -86,7 +97,7 @@ def main() -> None:
         q41 = next(r for r in llama["q41"]["rows"] if r["length"] == n)
         ours = best_generate(gen, "plain", n)
         entry = {"length": n, "comet": ours,
-                 "llama_cpp_f32": {k: row[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "first_decoded_ids")},
+                 "llama_cpp_f32": {k: row[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "prefill_setting", "decode_setting", "first_decoded_ids")},
                  "llama_cpp_q4_1": {k: q41[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s")}}
         for who in ("comet", "llama_cpp_f32", "llama_cpp_q4_1"):
             e = entry[who]
