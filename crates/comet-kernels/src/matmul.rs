@@ -130,7 +130,9 @@ unsafe fn axpy_avx2(a: f32, row: &[f32], acc: &mut [f32]) {
 
 #[inline(always)]
 fn axpy_generic(a: f32, row: &[f32], acc: &mut [f32]) {
-    acc.iter_mut().zip(row).for_each(|(c, &w)| *c = w.mul_add(a, *c));
+    acc.iter_mut()
+        .zip(row)
+        .for_each(|(c, &w)| *c = w.mul_add(a, *c));
 }
 
 /// Columns `cols` of `x w` into the contiguous `[m, n]` output at `dst`.

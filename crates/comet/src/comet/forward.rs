@@ -103,9 +103,9 @@ impl<B: Backend> CometModel<B> {
 
     /// Reads `ids` for generation: every chunk but the final one into memory, the final
     /// one into a KV cache; returns the logits after the last token. A final chunk that is
-    /// already full goes into memory too (its update is read in the same pass), so decoding
-    /// starts a fresh chunk instead of reading this one a second time (then `final_text` is 0
-    /// and the cache empty).
+    /// already full goes into memory too (its update is read in the same pass), and the cache
+    /// holds the next chunk's memory prefix instead (then `final_text` is 0): decoding goes
+    /// on without reading the chunk a second time.
     pub fn prefill(
         &self,
         ids: &[u32],
@@ -141,8 +141,14 @@ impl<B: Backend> CometModel<B> {
             .convert::<f32>()
             .to_vec::<f32>()
             .expect("f32 logits");
+        let state = reader.into_state();
+        if full {
+            // The next chunk's memory prefix, ready for the first generated token.
+            let next = builder.chunk(&batch, ids.len(), &Self::memory_shape(&state), false);
+            self.read_chunk(&next, &state, Some(&mut cache));
+        }
         Ok(Prefill {
-            state: reader.into_state(),
+            state,
             cache,
             logits,
             final_text: if full { 0 } else { last.text_counts[0] },

@@ -66,10 +66,6 @@ impl<B: Backend> Decoder for CometDecoder<'_, B> {
             self.state = self.model.absorb(&full, self.state.clone(), |_| {})?;
             return self.prefill(&[id]);
         }
-        if self.chunk_tokens.is_empty() {
-            // The prompt ended on a chunk boundary and is all in memory: a new chunk.
-            return self.prefill(&[id]);
-        }
         self.chunk_tokens.push(id);
         let mut ids = vec![id];
         if c.use_temp && self.chunk_tokens.len().is_multiple_of(c.compression_stride) {
