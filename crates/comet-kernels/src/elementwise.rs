@@ -14,7 +14,7 @@ fn rows_per_task(width: usize) -> usize {
 /// `x / sqrt(mean(x^2) + eps) * gamma` over rows of `gamma.len()` of contiguous `x`.
 pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
     let d = gamma.len();
-    assert!(d > 0 && x.len() % d == 0, "rms_norm: rows of {d}");
+    assert!(d > 0 && x.len().is_multiple_of(d), "rms_norm: rows of {d}");
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(d * rows_per_task(d))
         .zip(x.par_chunks(d * rows_per_task(d)))
