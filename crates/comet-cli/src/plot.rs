@@ -300,7 +300,8 @@ pub fn ratio_bars(path: &Path, title: &str, ratios: &[Ratio]) -> Result<()> {
     let root = BitMapBackend::new(path, (900, height)).into_drawing_area();
     root.fill(&WHITE)
         .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
-    let top = ratios.iter().map(|r| r.value).fold(1.0, f64::max) * 1.35;
+    // Room right of the longest bar (and of the parity line) for the labels.
+    let top = ratios.iter().map(|r| r.value).fold(1.0, f64::max) * 1.1 + 1.5;
     let rows = ratios.len() as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -329,7 +330,7 @@ pub fn ratio_bars(path: &Path, title: &str, ratios: &[Ratio]) -> Result<()> {
         let text = format!("{:.2}x  {}", ratio.value, ratio.label);
         let label = Text::new(
             text,
-            (ratio.value + top * 0.01, y + 0.5),
+            (ratio.value.max(1.0) + top * 0.01, y + 0.5),
             ("sans-serif", 14)
                 .into_font()
                 .color(&BLACK)

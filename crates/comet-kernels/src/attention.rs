@@ -71,40 +71,9 @@ pub enum Mask<'a> {
 /// # Panics
 /// On inconsistent shapes or strides reaching outside their storage.
 pub fn attention(q: Strided, k: Strided, v: Strided, mask: Mask, scale: f32) -> Vec<f32> {
-    let [batch, heads, queries, dim] = q.shape;
+    check(&q, &k, &v, &mask);
+    let [batch, heads, queries, _] = q.shape;
     let [_, kv_heads, keys, dim_v] = v.shape;
-    assert_eq!(
-        k.shape,
-        [batch, kv_heads, keys, dim],
-        "attention: key shape"
-    );
-    assert_eq!(v.shape[0], batch, "attention: value batch");
-    assert!(
-        kv_heads > 0 && heads % kv_heads == 0,
-        "attention: heads % kv_heads"
-    );
-    let causal = matches!(mask, Mask::Causal);
-    assert!(
-        keys >= queries || !causal,
-        "attention: causal with fewer keys than queries"
-    );
-    assert!(
-        q.in_bounds() && k.in_bounds() && v.in_bounds(),
-        "attention: strides out of bounds"
-    );
-    if let Mask::Explicit {
-        data,
-        offset,
-        strides,
-    } = mask
-    {
-        let shape = [batch, heads, queries, keys];
-        let last: usize = (0..4).map(|i| (shape[i].max(1) - 1) * strides[i]).sum();
-        assert!(
-            offset + last < data.len(),
-            "attention: mask strides out of bounds"
-        );
-    }
     let mut out = vec![0f32; batch * heads * queries * dim_v];
     if out.is_empty() || keys == 0 {
         return out;
@@ -121,14 +90,7 @@ pub fn attention(q: Strided, k: Strided, v: Strided, mask: Mask, scale: f32) -> 
     let dst = Out(out.as_mut_ptr());
     let blocks = queries.div_ceil(QUERY_BLOCK);
     let units = batch * kv_heads * blocks;
-    // Few queries over many keys (decoding): the keys are split too, so every thread has
-    // work, and the parts are merged by their softmax statistics (flash-decoding).
-    let threads = rayon::current_num_threads();
-    let splits = if units < 2 * threads && keys >= 2 * KEY_SPLIT {
-        (2 * threads).div_ceil(units).min(keys / KEY_SPLIT)
-    } else {
-        1
-    };
+    let splits = key_splits(units, keys);
     let split_len = keys.div_ceil(splits);
     let block_of = |unit: usize, split: usize| {
         let (bkv, blk) = (unit / blocks, unit % blocks);
@@ -162,6 +124,56 @@ pub fn attention(q: Strided, k: Strided, v: Strided, mask: Mask, scale: f32) -> 
         unsafe { ctx.write(&block_of(unit, 0), &merge(group.iter()), dst, queries) };
     }
     out
+}
+
+/// How many parts the keys of each block are split into: few queries over many keys
+/// (decoding) leave threads idle otherwise; the parts are merged by their softmax
+/// statistics (flash-decoding).
+fn key_splits(units: usize, keys: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if units < 2 * threads && keys >= 2 * KEY_SPLIT {
+        (2 * threads).div_ceil(units).min(keys / KEY_SPLIT)
+    } else {
+        1
+    }
+}
+
+/// The shape, stride and mask checks [`attention`] documents.
+fn check(q: &Strided, k: &Strided, v: &Strided, mask: &Mask) {
+    let [batch, heads, queries, dim] = q.shape;
+    let [_, kv_heads, keys, _] = v.shape;
+    assert_eq!(
+        k.shape,
+        [batch, kv_heads, keys, dim],
+        "attention: key shape"
+    );
+    assert_eq!(v.shape[0], batch, "attention: value batch");
+    assert!(
+        kv_heads > 0 && heads % kv_heads == 0,
+        "attention: heads % kv_heads"
+    );
+    let causal = matches!(mask, Mask::Causal);
+    assert!(
+        keys >= queries || !causal,
+        "attention: causal with fewer keys than queries"
+    );
+    assert!(
+        q.in_bounds() && k.in_bounds() && v.in_bounds(),
+        "attention: strides out of bounds"
+    );
+    if let Mask::Explicit {
+        data,
+        offset,
+        strides,
+    } = *mask
+    {
+        let shape = [batch, heads, queries, keys];
+        let last: usize = (0..4).map(|i| (shape[i].max(1) - 1) * strides[i]).sum();
+        assert!(
+            offset + last < data.len(),
+            "attention: mask strides out of bounds"
+        );
+    }
 }
 
 /// Keys a split of a decoding step covers at least.
@@ -242,7 +254,7 @@ fn merge<'a>(mut parts: impl Iterator<Item = &'a Partial>) -> Partial {
 impl Context<'_> {
     /// Scores, softmax statistics and unnormalised output of `block`.
     fn partial(&self, block: &Block, scratch: &mut Scratch) -> Partial {
-        let (q, k, v) = (&self.q, &self.k, &self.v);
+        let (q, v) = (&self.q, &self.v);
         let [_, _, queries, dim] = q.shape;
         let [_, _, keys, dim_v] = v.shape;
         let rows = self.groups * block.rows;
@@ -277,60 +289,83 @@ impl Context<'_> {
             return part;
         }
         let key0 = block.keys.start;
+        let at = (block.b, block.kv, key0);
         // SAFETY: `in_bounds` checked every stride; the buffers have the sizes given.
-        unsafe {
-            gemm::gemm(
-                rows,
-                width,
-                dim,
-                scratch.scores.as_mut_ptr(),
-                1,
-                width as isize,
-                false,
-                scratch.queries.as_ptr(),
-                1,
-                dim as isize,
-                k.data.as_ptr().add(k.row(block.b, block.kv, key0)),
-                k.strides[2] as isize,
-                k.strides[3] as isize,
-                0.0,
-                self.scale,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        unsafe { self.scores_gemm(at, &scratch.queries, rows, width, &mut scratch.scores) };
         for (r, row) in scratch.scores.chunks_exact_mut(width).enumerate() {
             let (g, i) = (r / block.rows, block.first + r % block.rows);
             let h = block.kv * self.groups + g;
             (part.max[r], part.sum[r]) = self.softmax(block.b, h, i, key0, row);
         }
         // SAFETY: as above.
-        unsafe {
-            gemm::gemm(
-                rows,
-                dim_v,
-                width,
-                part.out.as_mut_ptr(),
-                1,
-                dim_v as isize,
-                false,
-                scratch.scores.as_ptr(),
-                1,
-                width as isize,
-                v.data.as_ptr().add(v.row(block.b, block.kv, key0)),
-                v.strides[3] as isize,
-                v.strides[2] as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        unsafe { self.values_gemm(at, &scratch.scores, rows, width, &mut part.out) };
         part
+    }
+
+    /// `scores = scale * queries k^T` by one GEMM, for the keys from `at.2`.
+    unsafe fn scores_gemm(
+        &self,
+        (b, kv, key0): (usize, usize, usize),
+        queries: &[f32],
+        rows: usize,
+        width: usize,
+        scores: &mut [f32],
+    ) {
+        let (k, dim) = (&self.k, self.q.shape[3]);
+        gemm::gemm(
+            rows,
+            width,
+            dim,
+            scores.as_mut_ptr(),
+            1,
+            width as isize,
+            false,
+            queries.as_ptr(),
+            1,
+            dim as isize,
+            k.data.as_ptr().add(k.row(b, kv, key0)),
+            k.strides[2] as isize,
+            k.strides[3] as isize,
+            0.0,
+            self.scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+
+    /// `out = scores v` by one GEMM, for the values from `at.2`.
+    unsafe fn values_gemm(
+        &self,
+        (b, kv, key0): (usize, usize, usize),
+        scores: &[f32],
+        rows: usize,
+        width: usize,
+        out: &mut [f32],
+    ) {
+        let (v, dim_v) = (&self.v, self.v.shape[3]);
+        gemm::gemm(
+            rows,
+            dim_v,
+            width,
+            out.as_mut_ptr(),
+            1,
+            dim_v as isize,
+            false,
+            scores.as_ptr(),
+            1,
+            width as isize,
+            v.data.as_ptr().add(v.row(b, kv, key0)),
+            v.strides[3] as isize,
+            v.strides[2] as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 
     /// Masks the scores of query `i` of head `h` (keys from `key0`) and replaces them by

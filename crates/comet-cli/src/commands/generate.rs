@@ -232,18 +232,27 @@ fn stream(
         comet::backend::NAME,
     );
     if let Some(path) = &args.stats_json {
-        let stats = serde_json::json!({
-            "backend": comet::backend::NAME,
-            "prefill_tokens": stats.prefill_tokens,
-            "prefill_seconds": stats.prefill_time.as_secs_f64(),
-            "prefill_tokens_per_s": stats.prefill_tps(),
-            "decode_tokens": stats.decode_tokens,
-            "decode_seconds": stats.decode_time.as_secs_f64(),
-            "decode_tokens_per_s": stats.decode_tps(),
-            "generated_ids": generated,
-        });
-        let text = serde_json::to_string_pretty(&stats).expect("serializable");
-        comet::fsutil::write_atomic(path, text.as_bytes())?;
+        write_stats(path, &stats, &generated)?;
     }
     Ok(())
+}
+
+/// The throughput figures and generated ids as JSON (`--stats-json`).
+fn write_stats(
+    path: &std::path::Path,
+    stats: &comet::generate::GenerationStats,
+    generated: &[u32],
+) -> Result<()> {
+    let json = serde_json::json!({
+        "backend": comet::backend::NAME,
+        "prefill_tokens": stats.prefill_tokens,
+        "prefill_seconds": stats.prefill_time.as_secs_f64(),
+        "prefill_tokens_per_s": stats.prefill_tps(),
+        "decode_tokens": stats.decode_tokens,
+        "decode_seconds": stats.decode_time.as_secs_f64(),
+        "decode_tokens_per_s": stats.decode_tps(),
+        "generated_ids": generated,
+    });
+    let text = serde_json::to_string_pretty(&json).expect("serializable");
+    Ok(comet::fsutil::write_atomic(path, text.as_bytes())?)
 }
