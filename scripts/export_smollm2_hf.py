@@ -35,6 +35,20 @@ from hf_generate_bench import GGUF_NAME, PROMPT, gguf_dir, greedy, load  # noqa:
 NEW_TOKENS = 32
 
 
+def unquantized(model):
+    """transformers marks GGUF-loaded models as quantized and refuses to save them; the
+    weights are already plain float32, so they are copied into a fresh unquantized model."""
+    cfg_dict = model.config.to_dict()
+    for k in ("quantization_config", "_name_or_path"):
+        cfg_dict.pop(k, None)
+    cfg = type(model.config).from_dict(cfg_dict)
+    plain = type(model)(cfg).eval()
+    plain.load_state_dict(model.state_dict(), strict=True)
+    if cfg.tie_word_embeddings:
+        plain.tie_weights()
+    return plain.to(torch.float32)
+
+
 def check_tokenizer(tok) -> list[str]:
     """Compare the HF tokenizer rebuilt by transformers with the GGUF tokenizer metadata."""
     from gguf import GGUFReader
@@ -77,17 +91,7 @@ def main() -> int:
     problems = check_tokenizer(tok)
     print("tokenizer vs GGUF metadata:", "identical vocab/merges/special ids" if not problems else problems)
 
-    # transformers marks GGUF-loaded models as quantized and refuses to save them; the
-    # weights are already plain float32, so copy them into a fresh unquantized model.
-    cfg_dict = model.config.to_dict()
-    for k in ("quantization_config", "_name_or_path"):
-        cfg_dict.pop(k, None)
-    cfg = type(model.config).from_dict(cfg_dict)
-    plain = type(model)(cfg).eval()
-    plain.load_state_dict(model.state_dict(), strict=True)
-    if cfg.tie_word_embeddings:
-        plain.tie_weights()
-    model = plain.to(torch.float32)
+    model = unquantized(model)
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
 

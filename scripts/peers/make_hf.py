@@ -24,6 +24,9 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from export_smollm2_hf import unquantized  # noqa: E402
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -40,17 +43,7 @@ def main() -> int:
     tok = AutoTokenizer.from_pretrained(d, gguf_file=name)
     g = AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32).eval()
 
-    # transformers marks GGUF-loaded models as quantized and will not save them; the weights are
-    # plain float32 already, so copy them into a fresh unquantized model.
-    cfg_dict = g.config.to_dict()
-    for k in ("quantization_config", "_name_or_path"):
-        cfg_dict.pop(k, None)
-    cfg = type(g.config).from_dict(cfg_dict)
-    plain = type(g)(cfg).eval()
-    plain.load_state_dict(g.state_dict(), strict=True)
-    if cfg.tie_word_embeddings:
-        plain.tie_weights()
-    plain = plain.to(torch.float32)
+    plain = unquantized(g)
     a.out.mkdir(parents=True, exist_ok=True)
     plain.save_pretrained(a.out, safe_serialization=True)
     tok.save_pretrained(a.out)
@@ -84,7 +77,7 @@ def main() -> int:
         "count": len(out_ids),
         "ids": out_ids,
     }) + "\n")
-    print(f"wrote {a.out} (reload max |logits diff| {diff:.2g}; tie_word_embeddings={cfg.tie_word_embeddings}) "
+    print(f"wrote {a.out} (reload max |logits diff| {diff:.2g}; tie_word_embeddings={plain.config.tie_word_embeddings}) "
           f"and {a.tokens_out} ({len(out_ids)} ids from {chars} chars of {a.text.name})")
     return 0
 
