@@ -7,5 +7,6 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 bash scripts/fetch_assets.sh smollm2
 bash scripts/fetch_assets.sh qwen3-tokenizer
 cargo test --workspace "$@"
-# The parity tests again on Burn's generic ops instead of the fast CPU kernels.
-COMET_KERNELS=generic cargo test --test parity --test smollm2 --test comet_memory "$@"
+# The parity tests again on Burn's generic ops instead of the fast CPU kernels
+# (--workspace: the same features as above, so nothing is rebuilt).
+COMET_KERNELS=generic cargo test --workspace --test parity --test smollm2 --test comet_memory "$@"
