@@ -615,3 +615,69 @@ fn a_failed_checkpoint_write_keeps_the_previous_checkpoint() {
     );
     assert_eq!(step(), 4);
 }
+
+/// The benchmark flags: fixed prompt ids cut to N, a fixed number of new tokens past any
+/// end-of-sequence, the figures as JSON; the same tokens given as text continue alike.
+#[test]
+fn generate_reads_prompt_ids_and_writes_its_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = tmp.path().join("ids.json");
+    // "The capital of France is" and a tail the cut drops.
+    std::fs::write(&ids, r#"{"ids": [504, 3575, 282, 4649, 314, 1, 2, 3]}"#).unwrap();
+    let stats = tmp.path().join("stats.json");
+    let model = smollm2();
+    let out = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-ids",
+        ids.to_str().unwrap(),
+        "--prompt-tokens",
+        "5",
+        "--max-new-tokens",
+        "6",
+        "--ignore-eos",
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(stats["prefill_tokens"], 5);
+    assert_eq!(stats["decode_tokens"], 5);
+    assert_eq!(stats["generated_ids"].as_array().unwrap().len(), 6);
+    assert!(stats["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    // The same prompt as text: the same ids, so the same greedy continuation.
+    let text_stats = tmp.path().join("text.json");
+    let text = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "6",
+        "--ignore-eos",
+        "--stats-json",
+        text_stats.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("Paris"), "{stdout}");
+    let text_stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&text_stats).unwrap()).unwrap();
+    assert_eq!(text_stats["generated_ids"], stats["generated_ids"]);
+    let cut = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-ids",
+        ids.to_str().unwrap(),
+        "--prompt-tokens",
+        "9",
+    ]);
+    assert_fails(&cut, 1, "--prompt-tokens 9: the prompt has 8 tokens");
+}
