@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use crate::Out;
+
 use crate::exp::{exp_sub_sum, max};
 
 /// Queries per work item: big enough for an efficient GEMM, small enough to balance a
@@ -178,13 +180,6 @@ fn check(q: &Strided, k: &Strided, v: &Strided, mask: &Mask) {
 
 /// Keys a split of a decoding step covers at least.
 const KEY_SPLIT: usize = 512;
-
-/// The output pointer, shared by units that write disjoint rows.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: every unit writes its own rows of the output.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// Inputs shared by every block.
 struct Context<'a> {

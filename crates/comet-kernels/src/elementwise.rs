@@ -79,7 +79,7 @@ pub fn swiglu(gate: &[f32], up: &[f32]) -> Vec<f32> {
 
 fn swiglu_chunk(out: &mut [f32], gate: &[f32], up: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { swiglu_avx2(out, gate, up) };
     }

@@ -30,7 +30,7 @@ pub fn exp(x: f32) -> f32 {
 /// `row[i] = exp(row[i] - max)` for every `i`; returns the sum of the new values.
 pub fn exp_sub_sum(row: &mut [f32], max: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { exp_sub_sum_avx2(row, max) };
     }

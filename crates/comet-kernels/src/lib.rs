@@ -18,3 +18,16 @@ pub mod matmul;
 pub use attention::{attention, Mask, Strided};
 pub use elementwise::{rms_norm, rope, swiglu};
 pub use matmul::{matmul, Matrix};
+
+/// An output buffer shared by threads that each write their own disjoint part of it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: the users (attention rows, matmul column blocks) write disjoint elements.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// Whether the CPU runs the AVX2 + FMA builds of the inner loops (detected once by std).
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}

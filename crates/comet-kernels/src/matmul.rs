@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::Out;
+
 /// Rows up to which the output columns are split over threads.
 const FEW_ROWS: usize = 32;
 
@@ -31,13 +33,6 @@ impl Matrix<'_> {
             || self.offset + (r - 1) * self.strides[0] + (c - 1) * self.strides[1] < self.data.len()
     }
 }
-
-/// The output pointer, shared by threads that write disjoint columns.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: every thread writes its own columns of the output.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// `x` `[m, k]` times `w` `[k, n]`, plus `bias` `[n]` on every row: `[m, n]`, contiguous.
 ///
@@ -115,7 +110,7 @@ fn gemv(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
 /// `acc += a * row`.
 fn axpy(a: f32, row: &[f32], acc: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { axpy_avx2(a, row, acc) };
     }

@@ -111,10 +111,7 @@ fn plot_runs(runs: &[Run], png: &std::path::Path) -> Result<()> {
 /// Redraws `bench.png` from the `bench.json` in `dir`.
 fn replot(dir: &std::path::Path) -> Result<()> {
     let json = dir.join("bench.json");
-    let text =
-        std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
-    let report: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json.display()))?;
+    let report = super::read_json(&json)?;
     let runs: Vec<Run> = serde_json::from_value(report["runs"].clone())
         .with_context(|| format!("{}: `runs`", json.display()))?;
     let png = dir.join("bench.png");

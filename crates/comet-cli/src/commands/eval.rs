@@ -122,13 +122,9 @@ pub fn run(eval: Eval) -> Result<()> {
         Eval::Passkey(args) => passkey(args),
         Eval::Qa(args) => qa(args),
         Eval::Ppl(args) => ppl(args),
-        Eval::Replot { json } => json.iter().try_for_each(|path| {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let report: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", path.display()))?;
-            plot_passkey_report(path, &report)
-        }),
+        Eval::Replot { json } => json
+            .iter()
+            .try_for_each(|path| plot_passkey_report(path, &super::read_json(path)?)),
     }
 }
 

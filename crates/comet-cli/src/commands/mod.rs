@@ -80,6 +80,13 @@ pub fn token_bar(total: usize, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// A JSON file (a report to redraw), with errors naming it.
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
 /// Burn allocates and frees buffers at every operation. glibc serves the large ones with
 /// fresh `mmap`s and returns freed memory to the system at once, so each step pays its page
 /// faults again; keeping freed memory in the heap for reuse trained a small model ~30%

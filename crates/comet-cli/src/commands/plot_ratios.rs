@@ -17,10 +17,7 @@ pub struct Args {
 /// Reads the report and writes `<json>.png`.
 pub fn run(args: Args) -> Result<()> {
     let path = &args.json;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let report: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let report = super::read_json(path)?;
     let title = report["title"]
         .as_str()
         .unwrap_or("speed against the reference");

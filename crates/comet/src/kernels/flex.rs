@@ -4,14 +4,13 @@
 use std::any::TypeId;
 
 use burn::backend::Flex;
+use burn::nn::RmsNorm;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use comet_kernels::{Mask, Matrix, Strided};
 
-use burn::nn::RmsNorm;
-
-use super::{generic_attention, known_same, same_type, Kernels};
+use super::{generic_attention, generic_write_positions, known_same, same_type, Kernels};
 use crate::model::{AttentionMask, RopeTables};
 
 /// Whether `B` is the flex backend.
@@ -49,12 +48,8 @@ impl<B: Backend> Kernels<B> for FlexKernels {
         start: usize,
         values: Tensor<B, 4>,
     ) -> Tensor<B, 4> {
-        let generic = |(buffer, values): (Tensor<B, 4>, Tensor<B, 4>)| {
-            let [batch, heads, new, dim] = values.dims();
-            buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
-        };
         if buffer.dtype() != DType::F32 || values.dtype() != DType::F32 {
-            return generic((buffer, values));
+            return generic_write_positions(buffer, start, values);
         }
         match same_type::<_, [Tensor<Flex, 4>; 2]>([buffer, values]) {
             Ok([buffer, values]) => {
@@ -62,15 +57,16 @@ impl<B: Backend> Kernels<B> for FlexKernels {
                 let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(out));
                 known_same(out)
             }
-            Err([buffer, values]) => generic((buffer, values)),
+            Err([buffer, values]) => generic_write_positions(buffer, start, values),
         }
     }
 
     fn rope(&self, x: Tensor<B, 4>, tables: &RopeTables<B>) -> Tensor<B, 4> {
-        if x.dtype() != DType::F32 || tables.cos().dtype() != DType::F32 {
+        let (cos, sin) = tables.halves();
+        if x.dtype() != DType::F32 || cos.dtype() != DType::F32 {
             return tables.apply(x);
         }
-        let (cos, sin) = (tables.cos().clone(), tables.sin().clone());
+        let (cos, sin) = (cos.clone(), sin.clone());
         match same_type::<_, [Tensor<Flex, 4>; 3]>([x, cos, sin]) {
             Ok([x, cos, sin]) => match flex_rope(x.clone(), cos, sin) {
                 Some(out) => known_same(out),
@@ -196,7 +192,7 @@ fn contiguous_f32<const N: usize, R>(
     f(slices)
 }
 
-/// RoPE by `comet_kernels::rope`: the tables' first halves, contiguous.
+/// RoPE by `comet_kernels::rope` over the tables' halves (contiguous as built).
 fn flex_rope(
     x: Tensor<Flex, 4>,
     cos: Tensor<Flex, 4>,
@@ -204,10 +200,9 @@ fn flex_rope(
 ) -> Option<Tensor<Flex, 4>> {
     let [batch, heads, seq, dim] = x.dims();
     let device = x.device();
-    let half = |t: Tensor<Flex, 4>| float(t.slice([0..batch, 0..1, 0..seq, 0..dim / 2]));
     let fx = float(x);
     let sx = strided(&fx)?;
-    let out = contiguous_f32(&[half(cos), half(sin)], |[c, s]| {
+    let out = contiguous_f32(&[float(cos), float(sin)], |[c, s]| {
         comet_kernels::rope(sx, c, s)
     });
     Some(Tensor::from_data(
@@ -247,12 +242,11 @@ fn write_in_place(mut buffer: FlexTensor, start: usize, values: &FlexTensor) -> 
 
 /// Flex's `slice_assign` (a copy of the buffer), for layouts the in-place write does not take.
 fn copy_write(buffer: FlexTensor, start: usize, values: &FlexTensor) -> FlexTensor {
-    let [batch, heads, new, dim] = values.layout().shape().dims();
-    let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(buffer)).slice_assign(
-        [0..batch, 0..heads, start..start + new, 0..dim],
+    float(generic_write_positions::<Flex>(
+        Tensor::from_primitive(TensorPrimitive::Float(buffer)),
+        start,
         Tensor::from_primitive(TensorPrimitive::Float(values.clone())),
-    );
-    float(out)
+    ))
 }
 
 fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
@@ -263,10 +257,6 @@ fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
 }
 
 /// Element strides as `usize`, if none is negative.
-fn strides(t: &FlexTensor) -> Option<[usize; 4]> {
-    usize_strides::<4>(t)
-}
-
 fn usize_strides<const D: usize>(t: &FlexTensor) -> Option<[usize; D]> {
     let s = t.layout().strides();
     let mut out = [0; D];
@@ -282,7 +272,7 @@ fn strided(t: &FlexTensor) -> Option<Strided<'_>> {
         data: t.storage::<f32>(),
         offset: t.layout().start_offset(),
         shape: [shape[0], shape[1], shape[2], shape[3]],
-        strides: strides(t)?,
+        strides: usize_strides(t)?,
     })
 }
 
@@ -301,7 +291,7 @@ fn flex_attention(
     };
     let kernel_mask = match &mask_tensor {
         None => Some(Mask::Causal),
-        Some(m) => strides(m).map(|mut strides| {
+        Some(m) => usize_strides::<4>(m).map(|mut strides| {
             // A dimension of size 1 broadcasts.
             for (s, &n) in strides.iter_mut().zip(m.layout().shape().iter()) {
                 if n == 1 {

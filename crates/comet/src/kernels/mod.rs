@@ -10,11 +10,10 @@ use std::any::Any;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
+use burn::nn::RmsNorm;
 use burn::prelude::*;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
-
-use burn::nn::RmsNorm;
 
 use crate::model::{causal_after, AttentionMask, RopeTables};
 
@@ -46,8 +45,7 @@ pub trait Kernels<B: Backend>: Sync {
         start: usize,
         values: Tensor<B, 4>,
     ) -> Tensor<B, 4> {
-        let [batch, heads, new, dim] = values.dims();
-        buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
+        generic_write_positions(buffer, start, values)
     }
 
     /// `x` `[batch, heads, seq, head_dim]` rotated by RoPE `tables` (half-split pairs).
@@ -123,6 +121,16 @@ fn same_type<T: 'static, U: 'static>(x: T) -> Result<U, T> {
 /// `x` as the `U` it is known to be (a flex tensor handed back as `Tensor<B, _>`).
 fn known_same<T: 'static, U: 'static>(x: T) -> U {
     same_type(x).unwrap_or_else(|_| unreachable!("called only where B is the same type"))
+}
+
+/// [`Kernels::write_positions`] by Burn's `slice_assign`.
+pub fn generic_write_positions<B: Backend>(
+    buffer: Tensor<B, 4>,
+    start: usize,
+    values: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [batch, heads, new, dim] = values.dims();
+    buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
 }
 
 /// Attention from Burn's ops: shared key/value heads repeated, masks expanded.

@@ -19,10 +19,14 @@ pub struct Rope {
 /// the device's default float type: bf16 holds integers exactly only up to 256 (positions
 /// near 1,000 would be rounded to multiples of 4), so angles are formed in f32 as Hugging
 /// Face does, and only the finished tables are cast to the activations' type.
+/// The halves (`[batch, 1, seq, head_dim / 2]`, each table is one half repeated) are kept
+/// too, for kernels that rotate pairs directly.
 #[derive(Debug, Clone)]
 pub struct RopeTables<B: Backend> {
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
+    cos_half: Tensor<B, 4>,
+    sin_half: Tensor<B, 4>,
 }
 
 impl Rope {
@@ -78,10 +82,13 @@ impl Rope {
         .reshape([1, 1, half]);
         // [batch, seq, half]
         let freqs = positions.cast(FloatDType::F32).reshape([batch, seq, 1]) * inv_freq;
-        let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
+        let half = freqs.unsqueeze_dim::<4>(1);
+        let (cos_half, sin_half) = (half.clone().cos(), half.sin());
         RopeTables {
-            cos: emb.clone().cos(),
-            sin: emb.sin(),
+            cos: Tensor::cat(vec![cos_half.clone(), cos_half.clone()], 3),
+            sin: Tensor::cat(vec![sin_half.clone(), sin_half.clone()], 3),
+            cos_half,
+            sin_half,
         }
     }
 }
@@ -92,17 +99,14 @@ impl<B: Backend> RopeTables<B> {
         Self {
             cos: self.cos.cast(dtype),
             sin: self.sin.cast(dtype),
+            cos_half: self.cos_half.cast(dtype),
+            sin_half: self.sin_half.cast(dtype),
         }
     }
 
-    /// Cosines `[batch, 1, seq, head_dim]` (each half the same).
-    pub fn cos(&self) -> &Tensor<B, 4> {
-        &self.cos
-    }
-
-    /// Sines `[batch, 1, seq, head_dim]` (each half the same).
-    pub fn sin(&self) -> &Tensor<B, 4> {
-        &self.sin
+    /// Cosines and sines of the pairs' angles, `[batch, 1, seq, head_dim / 2]` each.
+    pub fn halves(&self) -> (&Tensor<B, 4>, &Tensor<B, 4>) {
+        (&self.cos_half, &self.sin_half)
     }
 
     /// Rotates `x` `[batch, heads, seq, head_dim]` by the tables' angles.
