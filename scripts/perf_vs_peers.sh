@@ -44,9 +44,11 @@ comet_generate() { # LABEL LENGTH [EXTRA ARGS...]
     jq -c --arg tag "$label" --argjson n "$n" '{"label": $tag, "length": $n} + .' "$work/g.json"
   done >> "$work/comet_generate.jsonl"
 }
+# The cache in f16, as llama.cpp's (F16/F16, recorded in its JSON); and in f32.
 for n in ${LENGTHS//,/ }; do
   echo "comet: $n tokens" >&2
-  comet_generate plain "$n"
+  comet_generate plain "$n" --kv-cache f16
+  comet_generate plain_f32_cache "$n" --kv-cache f32
 done
 echo "comet: $COMET_LENGTH tokens with CoMeT memory" >&2
 comet_generate comet "$COMET_LENGTH" --comet

@@ -96,7 +96,8 @@ def main() -> None:
         n = row["length"]
         q41 = next(r for r in llama["q41"]["rows"] if r["length"] == n)
         ours = best_generate(gen, "plain", n)
-        entry = {"length": n, "comet": ours,
+        entry = {"length": n, "comet": ours, "comet_kv_cache": "f16",
+                 "comet_f32_cache": {k: best_generate(gen, "plain_f32_cache", n)[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s")},
                  "llama_cpp_f32": {k: row[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "prefill_setting", "decode_setting", "first_decoded_ids")},
                  "llama_cpp_q4_1": {k: q41[k] for k in ("prefill_tokens_per_s", "decode_tokens_per_s")}}
         for who in ("comet", "llama_cpp_f32", "llama_cpp_q4_1"):
@@ -146,15 +147,18 @@ def main() -> None:
 
 
 def markdown(r: dict) -> str:
-    lines = ["| prompt tokens | comet prefill | llama.cpp F32 | ratio | decode after it: comet | llama.cpp F32 | ratio | llama.cpp Q4_1 prefill / decode |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| prompt tokens | comet prefill | llama.cpp F32 | ratio | decode after it: comet | llama.cpp F32 | ratio | comet, f32 cache: prefill / decode | llama.cpp Q4_1 prefill / decode |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for e in r["inference"]:
         c, l, q = e["comet"], e["llama_cpp_f32"], e["llama_cpp_q4_1"]
         lines.append(f"| {e['length']:,} | {c['prefill_tokens_per_s']:.1f} tok/s ({c['prefill_fraction_of_gemm_peak']:.0%} of peak) "
                      f"| {l['prefill_tokens_per_s']:.1f} ({l['prefill_fraction_of_gemm_peak']:.0%}) | {e['prefill_ratio']:.2f}x "
                      f"| {c['decode_tokens_per_s']:.1f} tok/s ({c['decode_fraction_of_gemm_peak']:.0%}) "
                      f"| {l['decode_tokens_per_s']:.1f} ({l['decode_fraction_of_gemm_peak']:.0%}) | {e['decode_ratio']:.2f}x "
+                     f"| {e['comet_f32_cache']['prefill_tokens_per_s']:.1f} / {e['comet_f32_cache']['decode_tokens_per_s']:.1f} "
                      f"| {q['prefill_tokens_per_s']:.1f} / {q['decode_tokens_per_s']:.1f} |")
+    lines.append(f"\nBoth caches of keys and values in f16 (llama.cpp's default, {r['peers']['llama_cpp_settings']['kv_cache_type']}; "
+                 "comet's `--kv-cache f16`); weights and arithmetic in f32.")
     lc = r["comet_long"]
     lines.append(f"\nCoMeT memory (chunks of 512): prefill of {lc['length']:,} tokens at {lc['prefill_tokens_per_s']:.1f} tok/s, "
                  f"decoding after it at {lc['decode_tokens_per_s']:.1f} tok/s "

@@ -9,19 +9,22 @@
 
 use rayon::prelude::*;
 
-use crate::Out;
-
 use crate::exp::{exp_sub_sum, max};
+use crate::{Element, Out};
+
+mod rows;
+use rows::{Rows, FEW_ROWS};
 
 /// Queries per work item: big enough for an efficient GEMM, small enough to balance a
 /// causal triangle over threads and keep a block's scores in cache.
 const QUERY_BLOCK: usize = 32;
 
-/// A 4-D `f32` tensor `[batch, heads, seq, dim]` read through element strides.
+/// A 4-D tensor `[batch, heads, seq, dim]` read through element strides (`f32`, or for a
+/// key/value cache `f16`).
 #[derive(Debug, Clone, Copy)]
-pub struct Strided<'a> {
+pub struct Strided<'a, T = f32> {
     /// The storage the offsets index.
-    pub data: &'a [f32],
+    pub data: &'a [T],
     /// Element offset of `[0, 0, 0, 0]`.
     pub offset: usize,
     /// `[batch, heads, seq, dim]`.
@@ -30,7 +33,7 @@ pub struct Strided<'a> {
     pub strides: [usize; 4],
 }
 
-impl Strided<'_> {
+impl<T> Strided<'_, T> {
     /// Offset of row `s` of head `h` of batch `b`.
     fn row(&self, b: usize, h: usize, s: usize) -> usize {
         self.offset + b * self.strides[0] + h * self.strides[1] + s * self.strides[2]
@@ -69,10 +72,17 @@ pub enum Mask<'a> {
 /// Attention of `q` `[batch, heads, queries, dim]` over `k` `[batch, kv_heads, keys, dim]`
 /// and `v` `[batch, kv_heads, keys, dim_v]`; returns `[batch, heads, queries, dim_v]`,
 /// contiguous. `heads` must be a multiple of `kv_heads`. A query that sees no key gets zeros.
+/// Keys and values may be `f16` (a half-precision cache); everything is computed in `f32`.
 ///
 /// # Panics
 /// On inconsistent shapes or strides reaching outside their storage.
-pub fn attention(q: Strided, k: Strided, v: Strided, mask: Mask, scale: f32) -> Vec<f32> {
+pub fn attention<K: Element>(
+    q: Strided,
+    k: Strided<K>,
+    v: Strided<K>,
+    mask: Mask,
+    scale: f32,
+) -> Vec<f32> {
     check(&q, &k, &v, &mask);
     let [batch, heads, queries, _] = q.shape;
     let [_, kv_heads, keys, dim_v] = v.shape;
@@ -141,7 +151,7 @@ fn key_splits(units: usize, keys: usize) -> usize {
 }
 
 /// The shape, stride and mask checks [`attention`] documents.
-fn check(q: &Strided, k: &Strided, v: &Strided, mask: &Mask) {
+fn check<K>(q: &Strided, k: &Strided<K>, v: &Strided<K>, mask: &Mask) {
     let [batch, heads, queries, dim] = q.shape;
     let [_, kv_heads, keys, _] = v.shape;
     assert_eq!(
@@ -182,10 +192,10 @@ fn check(q: &Strided, k: &Strided, v: &Strided, mask: &Mask) {
 const KEY_SPLIT: usize = 512;
 
 /// Inputs shared by every block.
-struct Context<'a> {
+struct Context<'a, K> {
     q: Strided<'a>,
-    k: Strided<'a>,
-    v: Strided<'a>,
+    k: Strided<'a, K>,
+    v: Strided<'a, K>,
     mask: Mask<'a>,
     scale: f32,
     groups: usize,
@@ -206,6 +216,8 @@ struct Block {
 struct Scratch {
     queries: Vec<f32>,
     scores: Vec<f32>,
+    /// Keys or values converted to `f32` (an `f16` cache).
+    converted: Vec<f32>,
 }
 
 /// A block's result over part of the keys: per row (head-major: `groups x rows`) the
@@ -246,7 +258,7 @@ fn merge<'a>(mut parts: impl Iterator<Item = &'a Partial>) -> Partial {
     acc
 }
 
-impl Context<'_> {
+impl<K: Element> Context<'_, K> {
     /// Scores, softmax statistics and unnormalised output of `block`.
     fn partial(&self, block: &Block, scratch: &mut Scratch) -> Partial {
         let (q, v) = (&self.q, &self.v);
@@ -286,27 +298,53 @@ impl Context<'_> {
         let key0 = block.keys.start;
         let at = (block.b, block.kv, key0);
         // SAFETY: `in_bounds` checked every stride; the buffers have the sizes given.
-        unsafe { self.scores_gemm(at, &scratch.queries, rows, width, &mut scratch.scores) };
+        unsafe {
+            self.scores(
+                at,
+                &scratch.queries,
+                [rows, width],
+                &mut scratch.scores,
+                &mut scratch.converted,
+            )
+        };
         for (r, row) in scratch.scores.chunks_exact_mut(width).enumerate() {
             let (g, i) = (r / block.rows, block.first + r % block.rows);
             let h = block.kv * self.groups + g;
             (part.max[r], part.sum[r]) = self.softmax(block.b, h, i, key0, row);
         }
         // SAFETY: as above.
-        unsafe { self.values_gemm(at, &scratch.scores, rows, width, &mut part.out) };
+        unsafe {
+            self.values(
+                at,
+                &scratch.scores,
+                [rows, width],
+                &mut part.out,
+                &mut scratch.converted,
+            )
+        };
         part
     }
 
-    /// `scores = scale * queries k^T` by one GEMM, for the keys from `at.2`.
-    unsafe fn scores_gemm(
+    /// `scores = scale * queries k^T` for the keys from `at.2`: one GEMM, or for a few rows
+    /// one read of the keys.
+    unsafe fn scores(
         &self,
         (b, kv, key0): (usize, usize, usize),
         queries: &[f32],
-        rows: usize,
-        width: usize,
+        [rows, width]: [usize; 2],
         scores: &mut [f32],
+        converted: &mut Vec<f32>,
     ) {
         let (k, dim) = (&self.k, self.q.shape[3]);
+        if rows <= FEW_ROWS && k.strides[3] == 1 {
+            let keys = Rows {
+                data: &k.data[k.row(b, kv, key0)..],
+                stride: k.strides[2],
+                len: dim,
+            };
+            return rows::scores(queries, keys, width, self.scale, scores);
+        }
+        let (keys, row_stride, col_stride) = f32_rows(k, (b, kv, key0), width, converted);
         gemm::gemm(
             rows,
             width,
@@ -318,9 +356,9 @@ impl Context<'_> {
             queries.as_ptr(),
             1,
             dim as isize,
-            k.data.as_ptr().add(k.row(b, kv, key0)),
-            k.strides[2] as isize,
-            k.strides[3] as isize,
+            keys,
+            row_stride,
+            col_stride,
             0.0,
             self.scale,
             false,
@@ -330,16 +368,26 @@ impl Context<'_> {
         );
     }
 
-    /// `out = scores v` by one GEMM, for the values from `at.2`.
-    unsafe fn values_gemm(
+    /// `out = scores v` for the values from `at.2`: one GEMM, or for a few rows one read of
+    /// the values.
+    unsafe fn values(
         &self,
         (b, kv, key0): (usize, usize, usize),
         scores: &[f32],
-        rows: usize,
-        width: usize,
+        [rows, width]: [usize; 2],
         out: &mut [f32],
+        converted: &mut Vec<f32>,
     ) {
         let (v, dim_v) = (&self.v, self.v.shape[3]);
+        if rows <= FEW_ROWS && v.strides[3] == 1 {
+            let values = Rows {
+                data: &v.data[v.row(b, kv, key0)..],
+                stride: v.strides[2],
+                len: dim_v,
+            };
+            return rows::values(scores, values, width, out);
+        }
+        let (values, row_stride, col_stride) = f32_rows(v, (b, kv, key0), width, converted);
         gemm::gemm(
             rows,
             dim_v,
@@ -351,9 +399,9 @@ impl Context<'_> {
             scores.as_ptr(),
             1,
             width as isize,
-            v.data.as_ptr().add(v.row(b, kv, key0)),
-            v.strides[3] as isize,
-            v.strides[2] as isize,
+            values,
+            col_stride,
+            row_stride,
             0.0,
             1.0,
             false,
@@ -431,6 +479,36 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// Rows `at.2..at.2 + width` of head `(at.0, at.1)` of `x` as `f32` for a GEMM: a pointer
+/// with its row and column strides, in place for `f32`, else converted into `buf`.
+fn f32_rows<K: Element>(
+    x: &Strided<K>,
+    (b, h, first): (usize, usize, usize),
+    width: usize,
+    buf: &mut Vec<f32>,
+) -> (*const f32, isize, isize) {
+    let dim = x.shape[3];
+    if K::IS_F32 {
+        let data = x.data.as_ptr().cast::<f32>();
+        // SAFETY: `check` verified every row and column lies inside `data`.
+        let at = unsafe { data.add(x.row(b, h, first)) };
+        return (at, x.strides[2] as isize, x.strides[3] as isize);
+    }
+    buf.clear();
+    buf.resize(width * dim, 0.0);
+    for (j, out) in (first..first + width).zip(buf.chunks_exact_mut(dim)) {
+        let at = x.row(b, h, j);
+        if x.strides[3] == 1 {
+            K::as_f32(&x.data[at..][..dim], out);
+        } else {
+            for (d, o) in out.iter_mut().enumerate() {
+                *o = x.data[at + d * x.strides[3]].to_f32();
+            }
+        }
+    }
+    (buf.as_ptr(), dim as isize, 1)
 }
 
 #[cfg(test)]

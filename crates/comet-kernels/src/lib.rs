@@ -11,12 +11,15 @@
 //! - [`exp`]: a branch-free `exp` that the compiler vectorises, for the softmax.
 
 pub mod attention;
+pub mod element;
 pub mod elementwise;
 pub mod exp;
 pub mod matmul;
 
 pub use attention::{attention, Mask, Strided};
+pub use element::Element;
 pub use elementwise::{rms_norm, rope, swiglu};
+pub use half::f16;
 pub use matmul::{matmul, Matrix};
 
 /// An output buffer shared by threads that each write their own disjoint part of it.
@@ -26,8 +29,31 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
-/// Whether the CPU runs the AVX2 + FMA builds of the inner loops (detected once by std).
+/// Whether the CPU runs the AVX2 + FMA (+ F16C, which every such CPU has) builds of the
+/// inner loops (detected once by std).
 #[cfg(target_arch = "x86_64")]
 fn avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// A dot product with eight partial sums, so that it vectorises (inlined into callers
+/// compiled for AVX2 + FMA).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] = x[i].mul_add(y[i], acc[i]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }

@@ -53,6 +53,8 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
     let threads = rayon::current_num_threads();
     if m <= GEMV_ROWS && w.strides[1] == 1 && x.strides[1] == 1 {
         gemv(x, w, &mut out, threads);
+    } else if m <= GEMV_ROWS && w.strides[0] == 1 && x.strides[1] == 1 {
+        gemv_transposed(x, w, &mut out, threads);
     } else if m <= FEW_ROWS && threads > 1 {
         // Blocks of a multiple of 16 columns, a few per thread for balance.
         let block = n.div_ceil(4 * threads).next_multiple_of(16).max(16);
@@ -104,6 +106,67 @@ fn gemv(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
         .collect();
     for partial in partials {
         out.iter_mut().zip(partial).for_each(|(o, p)| *o += p);
+    }
+}
+
+/// `x w` for a few rows of `x` and a column-major `w` (a tied embedding read as the output
+/// layer): each column of `w` is contiguous, so each output is one dot product; threads take
+/// bands of columns and read each once.
+fn gemv_transposed(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
+    let ([m, k], n) = (x.shape, w.shape[1]);
+    let band = n.div_ceil(4 * threads).max(1);
+    let dst = Out(out.as_mut_ptr());
+    (0..n.div_ceil(band)).into_par_iter().for_each(|b| {
+        let cols = b * band..((b + 1) * band).min(n);
+        let rows: Vec<&[f32]> = (0..m)
+            .map(|i| &x.data[x.offset + i * x.strides[0]..][..k])
+            .collect();
+        let column = |j: usize| &w.data[w.offset + j * w.strides[1]..][..k];
+        // SAFETY: band `b` writes only columns `cols` of the `[m, n]` output.
+        unsafe { dots(&rows, column, cols, dst, n) };
+    });
+}
+
+/// `dst[i * n + j] = rows[i] . column(j)` for `j` in `cols`.
+unsafe fn dots<'a>(
+    rows: &[&[f32]],
+    column: impl Fn(usize) -> &'a [f32],
+    cols: std::ops::Range<usize>,
+    dst: Out,
+    n: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::avx2_fma() {
+        return dots_avx2(rows, column, cols, dst, n);
+    }
+    dots_generic(rows, column, cols, dst, n);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_avx2<'a>(
+    rows: &[&[f32]],
+    column: impl Fn(usize) -> &'a [f32],
+    cols: std::ops::Range<usize>,
+    dst: Out,
+    n: usize,
+) {
+    dots_generic(rows, column, cols, dst, n);
+}
+
+#[inline(always)]
+unsafe fn dots_generic<'a>(
+    rows: &[&[f32]],
+    column: impl Fn(usize) -> &'a [f32],
+    cols: std::ops::Range<usize>,
+    dst: Out,
+    n: usize,
+) {
+    for j in cols {
+        let col = column(j);
+        for (i, row) in rows.iter().enumerate() {
+            *dst.0.add(i * n + j) = crate::dot(row, col);
+        }
     }
 }
 
@@ -190,6 +253,7 @@ mod tests {
     fn few_and_many_rows_and_transposed_weights_match_the_reference() {
         for &(m, k, n) in &[
             (1, 576, 1536),
+            (4, 576, 1000),
             (3, 64, 17),
             (32, 40, 100),
             (33, 40, 100),

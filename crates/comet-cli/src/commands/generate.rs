@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use burn::tensor::FloatDType;
 use comet::comet::load_snapshot;
 use comet::generate::{
     generate, stop_tokens, CachedDecoder, CometDecoder, Decoder, GenerationConfig, SamplingConfig,
@@ -37,6 +38,11 @@ pub struct Args {
     /// Write the throughput figures and the generated ids to this JSON file.
     #[arg(long)]
     stats_json: Option<PathBuf>,
+    /// Float type of the key/value cache in plain decoding (default: the model's): `f16`
+    /// halves its memory and the bytes each step reads after a long prompt (llama.cpp's
+    /// default cache type).
+    #[arg(long, value_enum)]
+    kv_cache: Option<CacheType>,
     /// Wrap the prompt as a user message in the model's chat template.
     #[arg(long)]
     chat: bool,
@@ -67,6 +73,24 @@ pub struct Args {
     document: Option<PathBuf>,
     #[command(flatten)]
     comet: CometArgs,
+}
+
+/// Float types a key/value cache may hold.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CacheType {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<CacheType> for FloatDType {
+    fn from(t: CacheType) -> Self {
+        match t {
+            CacheType::F32 => FloatDType::F32,
+            CacheType::F16 => FloatDType::F16,
+            CacheType::Bf16 => FloatDType::BF16,
+        }
+    }
 }
 
 fn parse_unit(s: &str) -> std::result::Result<f32, String> {
@@ -135,6 +159,10 @@ pub fn run(args: Args) -> Result<()> {
         )?),
     };
     if args.comet.enabled() || args.memory.is_some() || args.document.is_some() {
+        if args.kv_cache.is_some() {
+            // CoMeT's cache holds one chunk and its memory: small whatever its type.
+            anyhow::bail!("--kv-cache applies to plain decoding, not with CoMeT memory");
+        }
         let loaded = args.comet.load(args.model.as_deref())?;
         let tokenizer = loaded
             .tokenizer
@@ -177,7 +205,10 @@ pub fn run(args: Args) -> Result<()> {
         let tokenizer = loaded.tokenizer()?;
         let ids = prompt_ids(&args, tokenizer, prompt.as_deref())?;
         let stop = stop_tokens(loaded.model.config().eos_token_ids.clone(), tokenizer);
-        let mut decoder = CachedDecoder::new(&loaded.model);
+        let mut decoder = match args.kv_cache {
+            Some(t) => CachedDecoder::with_cache_dtype(&loaded.model, t.into()),
+            None => CachedDecoder::new(&loaded.model),
+        };
         stream(&args, tokenizer, &mut decoder, &ids, stop)
     }
 }

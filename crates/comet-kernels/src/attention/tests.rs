@@ -90,8 +90,13 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
 #[test]
 fn causal_grouped_query_attention_matches_the_reference() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    // (kv heads, groups, queries, keys): GQA ratios 1, 3, 4; queries after a cache.
+    // (kv heads, groups, queries, keys): GQA ratios 1, 3, 4; queries after a cache; a few
+    // query rows over many keys (decoding: split over threads, read without GEMMs) and just
+    // past the few-row limit.
     for &(kvh, groups, sq, sk) in &[
+        (3, 3, 1, 3000),
+        (2, 4, 2, 1500),
+        (1, 3, 3, 40),
         (2, 1, 1, 1),
         (1, 3, 7, 7),
         (2, 4, 33, 33),
@@ -122,14 +127,21 @@ fn causal_grouped_query_attention_matches_the_reference() {
 #[test]
 fn explicit_masks_and_strided_inputs_match_the_reference() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-    let (b, kvh, groups, sq, sk, d) = (2, 2, 3, 45, 130, 8);
+    // Blocks of many query rows (GEMMs) and of few (a decoding step's loops).
+    for (groups, sq) in [(3, 45), (1, 4)] {
+        explicit_mask_case(&mut rng, groups, sq);
+    }
+}
+
+fn explicit_mask_case(rng: &mut rand::rngs::StdRng, groups: usize, sq: usize) {
+    let (b, kvh, sk, d) = (2, 2, 130, 8);
     let h = kvh * groups;
-    let q = random(&mut rng, b * h * sq * d);
+    let q = random(rng, b * h * sq * d);
     // Keys stored [b, sk, kvh, d] and read as [b, kvh, sk, d] through strides, inside a
     // longer buffer (a preallocated cache of 200 positions).
     let cap = 200;
-    let k = random(&mut rng, b * cap * kvh * d);
-    let v = random(&mut rng, b * cap * kvh * d);
+    let k = random(rng, b * cap * kvh * d);
+    let v = random(rng, b * cap * kvh * d);
     let strided = |data| Strided {
         data,
         offset: 0,
@@ -175,4 +187,48 @@ fn explicit_masks_and_strided_inputs_match_the_reference() {
     // A query whose every key is hidden reads nothing.
     let row = (0..b * sq).find(|r| r % sq % 11 == 3).unwrap();
     assert!(got[row * d..(row + 1) * d].iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn half_precision_keys_and_values_match_the_reference_on_their_values() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    // Decoding (few rows, keys split over threads), a query block after a cache (GEMMs on
+    // converted rows), and a fresh causal square.
+    for &(kvh, groups, sq, sk) in &[(3, 3, 1, 3000), (2, 3, 40, 1000), (1, 4, 33, 33)] {
+        let (b, h, d) = (1, kvh * groups, 16);
+        let q = random(&mut rng, b * h * sq * d);
+        let half =
+            |x: Vec<f32>| -> Vec<crate::f16> { x.into_iter().map(crate::f16::from_f32).collect() };
+        let (k, v) = (
+            half(random(&mut rng, b * kvh * sk * d)),
+            half(random(&mut rng, b * kvh * sk * d)),
+        );
+        let contiguous_half = |data| Strided {
+            data,
+            offset: 0,
+            shape: [b, kvh, sk, d],
+            strides: [kvh * sk * d, sk * d, d, 1],
+        };
+        let got = attention(
+            contiguous(&q, [b, h, sq, d]),
+            contiguous_half(&k),
+            contiguous_half(&v),
+            Mask::Causal,
+            1.0 / (d as f32).sqrt(),
+        );
+        let widen = |x: &[crate::f16]| -> Vec<f32> { x.iter().map(|x| x.to_f32()).collect() };
+        let want = reference(
+            &q,
+            &widen(&k),
+            &widen(&v),
+            [b, h, sq, d],
+            [kvh, sk],
+            |_, _, i, j| j > sk - sq + i,
+        );
+        assert_close(
+            &got,
+            &want,
+            &format!("f16: kvh {kvh} groups {groups} {sq}x{sk}"),
+        );
+    }
 }

@@ -39,6 +39,15 @@ impl<'a, B: Backend> CachedDecoder<'a, B> {
         }
     }
 
+    /// A decoder whose cache stores keys and values as `dtype` (`f16`: half the memory and
+    /// faster decoding after long prompts, as llama.cpp's default cache).
+    pub fn with_cache_dtype(model: &'a Llm<B>, dtype: burn::tensor::FloatDType) -> Self {
+        Self {
+            model,
+            cache: KvCache::with_dtype(model.layers.len(), dtype),
+        }
+    }
+
     fn run(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
         let device = self.model.embed_tokens.weight.device();
         let ids = token_tensor::<B>(ids, self.model.config().vocab_size, &device)?;

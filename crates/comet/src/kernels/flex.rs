@@ -8,7 +8,7 @@ use burn::nn::RmsNorm;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
-use comet_kernels::{Mask, Matrix, Strided};
+use comet_kernels::{f16, Mask, Matrix, Strided};
 
 use super::{generic_attention, generic_write_positions, known_same, same_type, Kernels};
 use crate::model::{AttentionMask, RopeTables};
@@ -29,7 +29,11 @@ impl<B: Backend> Kernels<B> for FlexKernels {
         v: Tensor<B, 4>,
         mask: &AttentionMask<B>,
     ) -> Tensor<B, 4> {
-        if [&q, &k, &v].iter().any(|t| t.dtype() != DType::F32) {
+        let kv_dtype = k.dtype();
+        if q.dtype() != DType::F32
+            || v.dtype() != kv_dtype
+            || !matches!(kv_dtype, DType::F32 | DType::F16)
+        {
             return generic_attention(q, k, v, mask);
         }
         match same_type::<_, [Tensor<Flex, 4>; 3]>([q, k, v]) {
@@ -48,7 +52,7 @@ impl<B: Backend> Kernels<B> for FlexKernels {
         start: usize,
         values: Tensor<B, 4>,
     ) -> Tensor<B, 4> {
-        if buffer.dtype() != DType::F32 || values.dtype() != DType::F32 {
+        if !matches!(buffer.dtype(), DType::F32 | DType::F16) || values.dtype() != DType::F32 {
             return generic_write_positions(buffer, start, values);
         }
         match same_type::<_, [Tensor<Flex, 4>; 2]>([buffer, values]) {
@@ -211,18 +215,31 @@ fn flex_rope(
     ))
 }
 
-/// Writes `values` into positions `start..` of `buffer` (`[batch, heads, capacity, dim]`),
-/// in place when the buffer is contiguous and held by no one else (flex's own
-/// `slice_assign` always copies the whole buffer first).
-fn write_in_place(mut buffer: FlexTensor, start: usize, values: &FlexTensor) -> FlexTensor {
+/// Writes `values` (`f32`) into positions `start..` of `buffer` (`[batch, heads, capacity,
+/// dim]`, `f32` or `f16`), in place when the buffer is contiguous and held by no one else
+/// (flex's own `slice_assign` always copies the whole buffer first).
+fn write_in_place(buffer: FlexTensor, start: usize, values: &FlexTensor) -> FlexTensor {
+    match buffer.dtype() {
+        DType::F16 => write_in_place_as(buffer, start, values, f16::from_f32),
+        _ => write_in_place_as(buffer, start, values, |x| x),
+    }
+}
+
+/// [`write_in_place`] for a buffer of `E`, converting each value by `convert`.
+fn write_in_place_as<E: burn::tensor::Element + bytemuck::Pod>(
+    mut buffer: FlexTensor,
+    start: usize,
+    values: &FlexTensor,
+    convert: impl Fn(f32) -> E,
+) -> FlexTensor {
     let shape = buffer.layout().shape().clone();
     let (cap, dim) = (shape[2], shape[3]);
     let whole = buffer.is_contiguous() && buffer.layout().start_offset() == 0;
-    let (Some(src), true) = (strided(values), whole) else {
+    let (Some(src), true) = (strided::<f32>(values), whole) else {
         return copy_write(buffer, start, values);
     };
     let [batch, heads, new, _] = src.shape;
-    let Some(dst) = buffer.try_storage_mut::<f32>() else {
+    let Some(dst) = buffer.try_storage_mut::<E>() else {
         return copy_write(buffer, start, values);
     };
     for b in 0..batch {
@@ -232,7 +249,7 @@ fn write_in_place(mut buffer: FlexTensor, start: usize, values: &FlexTensor) -> 
                 let from =
                     src.offset + b * src.strides[0] + h * src.strides[1] + i * src.strides[2];
                 for d in 0..dim {
-                    dst[to + d] = src.data[from + d * src.strides[3]];
+                    dst[to + d] = convert(src.data[from + d * src.strides[3]]);
                 }
             }
         }
@@ -266,10 +283,10 @@ fn usize_strides<const D: usize>(t: &FlexTensor) -> Option<[usize; D]> {
     Some(out)
 }
 
-fn strided(t: &FlexTensor) -> Option<Strided<'_>> {
+fn strided<E: burn::tensor::Element + bytemuck::Pod>(t: &FlexTensor) -> Option<Strided<'_, E>> {
     let shape = t.layout().shape();
     Some(Strided {
-        data: t.storage::<f32>(),
+        data: t.storage::<E>(),
         offset: t.layout().start_offset(),
         shape: [shape[0], shape[1], shape[2], shape[3]],
         strides: usize_strides(t)?,
@@ -305,11 +322,20 @@ fn flex_attention(
             }
         }),
     };
-    let (Some(sq), Some(sk), Some(sv), Some(kernel_mask)) =
-        (strided(&fq), strided(&fk), strided(&fv), kernel_mask)
-    else {
+    let (Some(sq), Some(kernel_mask)) = (strided::<f32>(&fq), kernel_mask) else {
         return generic_attention(q, k, v, mask);
     };
-    let out = comet_kernels::attention(sq, sk, sv, kernel_mask, 1.0 / (dim as f32).sqrt());
-    Tensor::from_data(TensorData::new(out, [batch, heads, queries, dim]), &device)
+    let scale = 1.0 / (dim as f32).sqrt();
+    let out = match fk.dtype() {
+        DType::F16 => strided::<f16>(&fk)
+            .zip(strided::<f16>(&fv))
+            .map(|(k, v)| comet_kernels::attention(sq, k, v, kernel_mask, scale)),
+        _ => strided::<f32>(&fk)
+            .zip(strided::<f32>(&fv))
+            .map(|(k, v)| comet_kernels::attention(sq, k, v, kernel_mask, scale)),
+    };
+    match out {
+        Some(out) => Tensor::from_data(TensorData::new(out, [batch, heads, queries, dim]), &device),
+        None => generic_attention(q, k, v, mask),
+    }
 }

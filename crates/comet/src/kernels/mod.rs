@@ -25,7 +25,8 @@ pub trait Kernels<B: Backend>: Sync {
     /// Softmax attention (scale `1/sqrt(dim)`) of `q` `[batch, heads, queries, dim]` over `k`
     /// and `v` `[batch, kv_heads, keys, dim]`, `heads` a multiple of `kv_heads` (query head
     /// `h` reads key/value head `h / (heads / kv_heads)`); returns `[batch, heads, queries,
-    /// dim]`. A causal mask is aligned bottom-right when keys outnumber queries.
+    /// dim]`. A causal mask is aligned bottom-right when keys outnumber queries. Keys and
+    /// values may be stored narrower than `q` (an `f16` cache).
     fn attention(
         &self,
         q: Tensor<B, 4>,
@@ -37,8 +38,8 @@ pub trait Kernels<B: Backend>: Sync {
     }
 
     /// `buffer` `[batch, heads, capacity, dim]` with positions `start..start + new` replaced
-    /// by `values` `[batch, heads, new, dim]` (a KV cache's append; in place where the
-    /// backend can).
+    /// by `values` `[batch, heads, new, dim]`, converted to the buffer's float type (a KV
+    /// cache's append; in place where the backend can).
     fn write_positions(
         &self,
         buffer: Tensor<B, 4>,
@@ -130,6 +131,7 @@ pub fn generic_write_positions<B: Backend>(
     values: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let [batch, heads, new, dim] = values.dims();
+    let values = values.cast(buffer.dtype());
     buffer.slice_assign([0..batch, 0..heads, start..start + new, 0..dim], values)
 }
 
@@ -142,6 +144,7 @@ pub fn generic_attention<B: Backend>(
 ) -> Tensor<B, 4> {
     let [batch, heads, queries, _] = q.dims();
     let keys = k.dims()[2];
+    let (k, v) = (k.cast(q.dtype()), v.cast(q.dtype()));
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
     let expanded = |m: Tensor<B, 4, Bool>| Some(m.expand([batch, heads, queries, keys]));
     let (mask, is_causal) = match mask {

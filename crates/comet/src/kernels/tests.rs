@@ -99,6 +99,26 @@ fn position_writes_agree_with_burn() {
 }
 
 #[test]
+fn a_half_precision_cache_agrees_with_burn() {
+    use crate::model::KvCache;
+    use burn::tensor::FloatDType;
+    // A cache of f16 filled by a prompt, then one decoding step and a few queries over it.
+    for queries in [1, 5] {
+        let (k0, v0) = (random([1, 3, 700, 32]), random([1, 3, 700, 32]));
+        let (k1, v1) = (random([1, 3, queries, 32]), random([1, 3, queries, 32]));
+        let q = random([1, 9, queries, 32]);
+        let run = || {
+            let mut cache = KvCache::<Flex>::with_dtype(1, FloatDType::F16);
+            cache.append(0, k0.clone(), v0.clone());
+            let all = cache.append(0, k1.clone(), v1.clone());
+            assert_eq!(all.keys.dtype(), burn::tensor::DType::F16);
+            kernels::<Flex>().attention(q.clone(), all.keys, all.values, &AttentionMask::Causal)
+        };
+        assert_paths_agree(run, &format!("f16 cache, {queries} queries"));
+    }
+}
+
+#[test]
 fn row_operations_agree_with_burn() {
     let device = Default::default();
     let x = random([2, 33, 48]);

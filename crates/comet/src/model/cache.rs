@@ -5,8 +5,13 @@
 //! Each layer keeps a buffer with room to spare, written in place: a decoding step writes
 //! one position instead of copying the whole cache (on flex, a buffer nobody else holds is
 //! written in place; a cloned cache copies on its first write).
+//!
+//! The cache may hold a narrower float type than the model computes in ([`KvCache::with_dtype`]:
+//! `f16`, as llama.cpp's default cache): half the memory, and half the bytes each decoding
+//! step reads, which is what decoding after a long prompt costs. Attention widens it again.
 
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 /// Positions a fresh buffer holds before it first grows.
 const MIN_CAPACITY: usize = 256;
@@ -64,6 +69,8 @@ impl<B: Backend> Buffer<B> {
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
     layers: Vec<Option<Buffer<B>>>,
+    /// The stored float type (`None`: the model's).
+    dtype: Option<DType>,
 }
 
 impl<B: Backend> KvCache<B> {
@@ -71,6 +78,15 @@ impl<B: Backend> KvCache<B> {
     pub fn new(num_layers: usize) -> Self {
         Self {
             layers: vec![None; num_layers],
+            dtype: None,
+        }
+    }
+
+    /// An empty cache storing keys and values as `dtype` (e.g. `f16`).
+    pub fn with_dtype(num_layers: usize, dtype: FloatDType) -> Self {
+        Self {
+            dtype: Some(dtype.into()),
+            ..Self::new(num_layers)
         }
     }
 
@@ -98,7 +114,8 @@ impl<B: Backend> KvCache<B> {
         let [batch, heads, new, dim] = keys.dims();
         // Taken out, so that the buffers' only holder writes them (in place on flex).
         let mut buffer = self.layers[layer].take().unwrap_or_else(|| {
-            let empty = Tensor::zeros([batch, heads, 0, dim], (&keys.device(), keys.dtype()));
+            let dtype = self.dtype.unwrap_or(keys.dtype());
+            let empty = Tensor::zeros([batch, heads, 0, dim], (&keys.device(), dtype));
             Buffer {
                 keys: empty.clone(),
                 values: empty,
