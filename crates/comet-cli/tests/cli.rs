@@ -369,12 +369,25 @@ fn eval_passkey(
     report["cells"].as_array().unwrap().clone()
 }
 
+/// Training learns: the demonstration model's shape, from scratch, on 1-digit passkeys in
+/// one chunk, finds every key afterwards (chance: 1 in 10). With the same seed the loss
+/// leaves its plateau (~1.1) at step ~47 and ends near 0.15.
 #[test]
-fn train_then_eval_passkey_writes_the_grid() {
+fn train_then_eval_passkey_learns_the_key() {
     let tmp = tempfile::tempdir().unwrap();
+    let shape = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/recipes/passkey-small/model.json");
     let config = tiny_train_config(
         tmp.path(),
-        serde_json::json!({"activation_checkpointing": true}),
+        serde_json::json!({
+            "model": {"scratch": {"config": shape, "seed": 1}},
+            "comet": {"chunk_size": 1024, "memory_slots": 8, "compression_stride": 8,
+                      "temp_budget": 16, "adapter_rank": 8,
+                      "use_global": false, "use_temp": false},
+            "data": [{"kind": "passkey", "min_length": 256, "max_length": 320, "digits": 1}],
+            "steps": 80, "batch_size": 16, "lr": 0.003, "warmup_steps": 20,
+            "min_lr_ratio": 0.1, "weight_decay": 0.01, "grad_clip": 1.0, "seed": 1
+        }),
     );
     let out = comet(&["train", "--config", config.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -388,12 +401,14 @@ fn train_then_eval_passkey_writes_the_grid() {
     let cells = eval_passkey(
         &model,
         &[
+            "--digits",
+            "1",
             "--lengths",
             "270,300",
             "--depths",
             "0,1",
             "--trials",
-            "3",
+            "5",
             "--seed",
             "4",
         ],
@@ -401,10 +416,13 @@ fn train_then_eval_passkey_writes_the_grid() {
     );
     assert_eq!(cells.len(), 4);
     for cell in &cells {
-        assert_eq!(cell["trials"], 3);
+        assert_eq!(cell["trials"], 5);
         let accuracy = cell["accuracy"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&accuracy));
+        assert!(accuracy >= 0.8, "learned accuracy {accuracy} in {cell}");
     }
+    let log = std::fs::read_to_string(tmp.path().join("run/train_log.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert!(last["loss"].as_f64().unwrap() < 0.5, "final loss: {last}");
     assert_eq!(
         (cells[1]["length"].as_u64(), cells[1]["depth"].as_f64()),
         (Some(270), Some(1.0))
