@@ -12,7 +12,9 @@ use rayon::prelude::*;
 use crate::exp::{exp_sub_sum, max};
 use crate::{Element, Out};
 
+mod backward;
 mod rows;
+pub use backward::attention_backward;
 use rows::{Rows, FEW_ROWS};
 
 /// Queries per work item: big enough for an efficient GEMM, small enough to balance a
@@ -83,12 +85,26 @@ pub fn attention<K: Element>(
     mask: Mask,
     scale: f32,
 ) -> Vec<f32> {
+    attention_lse(q, k, v, mask, scale).0
+}
+
+/// [`attention`], also returning each query row's log-sum-exp of its scaled scores
+/// `[batch, heads, queries]` (`-inf` for a row that sees no key): what the backward pass
+/// needs to recompute the softmax without storing it.
+pub fn attention_lse<K: Element>(
+    q: Strided,
+    k: Strided<K>,
+    v: Strided<K>,
+    mask: Mask,
+    scale: f32,
+) -> (Vec<f32>, Vec<f32>) {
     check(&q, &k, &v, &mask);
     let [batch, heads, queries, _] = q.shape;
     let [_, kv_heads, keys, dim_v] = v.shape;
     let mut out = vec![0f32; batch * heads * queries * dim_v];
+    let mut lse = vec![f32::NEG_INFINITY; batch * heads * queries];
     if out.is_empty() || keys == 0 {
-        return out;
+        return (out, lse);
     }
     let groups = heads / kv_heads;
     let ctx = Context {
@@ -99,7 +115,7 @@ pub fn attention<K: Element>(
         scale,
         groups,
     };
-    let dst = Out(out.as_mut_ptr());
+    let dst = [Out(out.as_mut_ptr()), Out(lse.as_mut_ptr())];
     let blocks = queries.div_ceil(QUERY_BLOCK);
     let units = batch * kv_heads * blocks;
     let splits = key_splits(units, keys);
@@ -123,7 +139,7 @@ pub fn attention<K: Element>(
                 // SAFETY: each unit writes its own (batch, head, query) rows of `out`.
                 unsafe { ctx.write(&block, &part, dst, queries) };
             });
-        return out;
+        return (out, lse);
     }
     let parts: Vec<Partial> = (0..units * splits)
         .into_par_iter()
@@ -135,7 +151,7 @@ pub fn attention<K: Element>(
         // SAFETY: as above, one unit at a time.
         unsafe { ctx.write(&block_of(unit, 0), &merge(group.iter()), dst, queries) };
     }
-    out
+    (out, lse)
 }
 
 /// How many parts the keys of each block are split into: few queries over many keys
@@ -460,8 +476,9 @@ impl<K: Element> Context<'_, K> {
         }
     }
 
-    /// Writes a block's normalised rows to the `[batch, heads, queries, dim_v]` output.
-    unsafe fn write(&self, block: &Block, part: &Partial, dst: Out, queries: usize) {
+    /// Writes a block's normalised rows to the `[batch, heads, queries, dim_v]` output and
+    /// their log-sum-exp to `[batch, heads, queries]`.
+    unsafe fn write(&self, block: &Block, part: &Partial, [dst, lse]: [Out; 2], queries: usize) {
         let dim_v = self.v.shape[3];
         let heads = self.q.shape[1];
         for (r, (&sum, row)) in part
@@ -474,6 +491,9 @@ impl<K: Element> Context<'_, K> {
             let h = block.kv * self.groups + g;
             let at = ((block.b * heads + h) * queries + i) * dim_v;
             let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            if sum > 0.0 {
+                *lse.0.add((block.b * heads + h) * queries + i) = part.max[r] + sum.ln();
+            }
             for (d, &x) in row.iter().enumerate() {
                 *dst.0.add(at + d) = x * inv;
             }

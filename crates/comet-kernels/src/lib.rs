@@ -16,7 +16,7 @@ pub mod elementwise;
 pub mod exp;
 pub mod matmul;
 
-pub use attention::{attention, Mask, Strided};
+pub use attention::{attention, attention_backward, attention_lse, Mask, Strided};
 pub use element::Element;
 pub use elementwise::{rms_norm, rope, swiglu};
 pub use half::f16;

@@ -57,7 +57,11 @@ unsafe fn scores_avx2<K: Element>(
 ) {
     use std::arch::x86_64::*;
     let dim = keys.len;
-    let whole = if dim % 8 == 0 { width / 8 * 8 } else { 0 };
+    let whole = if dim.is_multiple_of(8) {
+        width / 8 * 8
+    } else {
+        0
+    };
     let mut buf = vec![0f32; 8 * dim];
     for j0 in (0..whole).step_by(8) {
         let mut room = buf.chunks_exact_mut(dim);

@@ -78,7 +78,14 @@ fn contiguous(data: &[f32], shape: [usize; 4]) -> Strided<'_> {
 }
 
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
-    let scale = want.iter().fold(1e-3f64, |m, x| m.max(x.abs()));
+    assert_close_above(got, want, 1e-3, what);
+}
+
+/// Within 1e-5 of the largest of `want` and `floor` (a gradient that should be 0 comes out
+/// as float rounding of the inputs' size).
+fn assert_close_above(got: &[f32], want: &[f64], floor: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(floor, |m, x| m.max(x.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
             ((*g as f64) - w).abs() <= 1e-5 * scale,
@@ -230,5 +237,129 @@ fn half_precision_keys_and_values_match_the_reference_on_their_values() {
             &want,
             &format!("f16: kvh {kvh} groups {groups} {sq}x{sk}"),
         );
+    }
+}
+
+/// Gradients of plain attention in f64: `[dq, dk, dv]` for upstream gradient `go`.
+#[allow(clippy::too_many_arguments)]
+fn reference_backward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    go: &[f32],
+    [b, h, sq, d]: [usize; 4],
+    [kvh, sk]: [usize; 2],
+    hidden: impl Fn(usize, usize, usize, usize) -> bool,
+) -> [Vec<f64>; 3] {
+    let scale = 1.0 / (d as f64).sqrt();
+    let (mut dq, mut dk, mut dv) = (
+        vec![0f64; q.len()],
+        vec![0f64; k.len()],
+        vec![0f64; v.len()],
+    );
+    for bi in 0..b {
+        for hi in 0..h {
+            let kv = hi / (h / kvh);
+            for i in 0..sq {
+                let qa = ((bi * h + hi) * sq + i) * d;
+                let krow = |j: usize| ((bi * kvh + kv) * sk + j) * d;
+                let s: Vec<Option<f64>> = (0..sk)
+                    .map(|j| {
+                        let dot: f64 = (0..d)
+                            .map(|x| q[qa + x] as f64 * k[krow(j) + x] as f64)
+                            .sum();
+                        (!hidden(bi, hi, i, j)).then_some(dot * scale)
+                    })
+                    .collect();
+                let m = s
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if m == f64::NEG_INFINITY {
+                    continue;
+                }
+                let e: Vec<f64> = s.iter().map(|s| s.map_or(0.0, |s| (s - m).exp())).collect();
+                let total: f64 = e.iter().sum();
+                let p: Vec<f64> = e.iter().map(|x| x / total).collect();
+                let dp: Vec<f64> = (0..sk)
+                    .map(|j| {
+                        (0..d)
+                            .map(|x| go[qa + x] as f64 * v[krow(j) + x] as f64)
+                            .sum()
+                    })
+                    .collect();
+                let dsum: f64 = (0..sk).map(|j| p[j] * dp[j]).sum();
+                for j in 0..sk {
+                    let ds = p[j] * (dp[j] - dsum);
+                    for x in 0..d {
+                        dv[krow(j) + x] += p[j] * go[qa + x] as f64;
+                        dq[qa + x] += scale * ds * k[krow(j) + x] as f64;
+                        dk[krow(j) + x] += scale * ds * q[qa + x] as f64;
+                    }
+                }
+            }
+        }
+    }
+    [dq, dk, dv]
+}
+
+#[test]
+fn gradients_match_the_reference() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    // Causal squares, queries after a cache, GQA ratios 1/3/4, several key tiles; then an
+    // explicit mask with rows that see nothing.
+    for &(kvh, groups, sq, sk, explicit) in &[
+        (1, 1, 1, 1, false),
+        (2, 3, 40, 40, false),
+        (1, 4, 70, 300, false),
+        (3, 3, 1, 200, false),
+        (2, 3, 45, 130, true),
+    ] {
+        let (b, h, d) = (2, kvh * groups, 8);
+        let q = random(&mut rng, b * h * sq * d);
+        let k = random(&mut rng, b * kvh * sk * d);
+        let v = random(&mut rng, b * kvh * sk * d);
+        let go = random(&mut rng, b * h * sq * d);
+        let hide: Vec<u8> = (0..b * sq * sk)
+            .map(|i| u8::from(rng.random_bool(0.5) || (i / sk) % 11 == 3))
+            .collect();
+        let mask = if explicit {
+            Mask::Explicit {
+                data: &hide,
+                offset: 0,
+                strides: [sq * sk, 0, sk, 1],
+            }
+        } else {
+            Mask::Causal
+        };
+        let scale = 1.0 / (d as f32).sqrt();
+        let (qs, ks, vs) = (
+            contiguous(&q, [b, h, sq, d]),
+            contiguous(&k, [b, kvh, sk, d]),
+            contiguous(&v, [b, kvh, sk, d]),
+        );
+        let (out, lse) = attention_lse(qs, ks, vs, mask, scale);
+        let got = attention_backward(
+            qs,
+            ks,
+            vs,
+            &out,
+            contiguous(&go, [b, h, sq, d]),
+            &lse,
+            mask,
+            scale,
+        );
+        let want = reference_backward(&q, &k, &v, &go, [b, h, sq, d], [kvh, sk], |bi, _, i, j| {
+            if explicit {
+                hide[(bi * sq + i) * sk + j] != 0
+            } else {
+                j > sk - sq + i
+            }
+        });
+        for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+            let what = format!("{name}: kvh {kvh} groups {groups} {sq}x{sk}");
+            assert_close_above(g, w, 1.0, &what);
+        }
     }
 }

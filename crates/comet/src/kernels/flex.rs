@@ -266,7 +266,7 @@ fn copy_write(buffer: FlexTensor, start: usize, values: &FlexTensor) -> FlexTens
     ))
 }
 
-fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
+pub(super) fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
     match t.into_primitive() {
         TensorPrimitive::Float(t) => t,
         TensorPrimitive::QFloat(_) => unreachable!("f32 checked"),
@@ -283,7 +283,9 @@ fn usize_strides<const D: usize>(t: &FlexTensor) -> Option<[usize; D]> {
     Some(out)
 }
 
-fn strided<E: burn::tensor::Element + bytemuck::Pod>(t: &FlexTensor) -> Option<Strided<'_, E>> {
+pub(super) fn strided<E: burn::tensor::Element + bytemuck::Pod>(
+    t: &FlexTensor,
+) -> Option<Strided<'_, E>> {
     let shape = t.layout().shape();
     Some(Strided {
         data: t.storage::<E>(),
@@ -306,23 +308,7 @@ fn flex_attention(
         AttentionMask::Explicit(m) => Some(m.clone().into_primitive()),
         AttentionMask::Causal => None,
     };
-    let kernel_mask = match &mask_tensor {
-        None => Some(Mask::Causal),
-        Some(m) => usize_strides::<4>(m).map(|mut strides| {
-            // A dimension of size 1 broadcasts.
-            for (s, &n) in strides.iter_mut().zip(m.layout().shape().iter()) {
-                if n == 1 {
-                    *s = 0;
-                }
-            }
-            Mask::Explicit {
-                data: m.storage::<u8>(),
-                offset: m.layout().start_offset(),
-                strides,
-            }
-        }),
-    };
-    let (Some(sq), Some(kernel_mask)) = (strided::<f32>(&fq), kernel_mask) else {
+    let (Some(sq), Some(kernel_mask)) = (strided::<f32>(&fq), kernel_mask(&mask_tensor)) else {
         return generic_attention(q, k, v, mask);
     };
     let scale = 1.0 / (dim as f32).sqrt();
@@ -338,4 +324,23 @@ fn flex_attention(
         Some(out) => Tensor::from_data(TensorData::new(out, [batch, heads, queries, dim]), &device),
         None => generic_attention(q, k, v, mask),
     }
+}
+
+/// The kernel's mask: causal without a tensor, else the boolean tensor read through its
+/// strides (a dimension of size 1 broadcasts); `None` for a layout it cannot read.
+pub(super) fn kernel_mask(mask: &Option<FlexTensor>) -> Option<Mask<'_>> {
+    let Some(m) = mask else {
+        return Some(Mask::Causal);
+    };
+    let mut strides = usize_strides::<4>(m)?;
+    for (s, &n) in strides.iter_mut().zip(m.layout().shape().iter()) {
+        if n == 1 {
+            *s = 0;
+        }
+    }
+    Some(Mask::Explicit {
+        data: m.storage::<u8>(),
+        offset: m.layout().start_offset(),
+        strides,
+    })
 }

@@ -18,6 +18,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use crate::model::{causal_after, AttentionMask, RopeTables};
 
 #[cfg(feature = "flex")]
+mod autodiff;
+#[cfg(feature = "flex")]
 mod flex;
 
 /// Operations a backend may implement faster than Burn's generic composition.
@@ -105,6 +107,10 @@ pub fn kernels<B: Backend>() -> &'static dyn Kernels<B> {
     #[cfg(feature = "flex")]
     if flex::is_flex::<B>() {
         return &flex::FlexKernels;
+    }
+    #[cfg(feature = "flex")]
+    if autodiff::is_autodiff_flex::<B>() {
+        return &autodiff::AutodiffFlexKernels;
     }
     &Generic
 }

@@ -1,0 +1,371 @@
+//! The backward pass of [`attention`](super::attention), FlashAttention-2 style: nothing of
+//! the `[queries, keys]` softmax is stored; each tile of keys recomputes its probabilities
+//! from the forward pass's log-sum-exp, one block of queries at a time, and accumulates the
+//! key and value gradients it owns. Work is split over (batch, key/value head, key tile),
+//! so no two threads write the same key gradient; each unit's query gradients are summed
+//! at the end.
+
+use rayon::prelude::*;
+
+use super::{check, Mask, Strided, QUERY_BLOCK};
+use crate::Out;
+
+/// Keys per work item.
+const KEY_TILE: usize = 128;
+
+/// Gradients of `attention(q, k, v, mask, scale)` given the upstream gradient `grad` of
+/// its output `out` (`[batch, heads, queries, dim_v]`, contiguous) and the log-sum-exp
+/// `lse` ([`attention_lse`](super::attention_lse)): `[dq, dk, dv]`, contiguous, shaped as
+/// `q`, `k` and `v`.
+///
+/// # Panics
+/// On inconsistent shapes or strides reaching outside their storage.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    q: Strided,
+    k: Strided,
+    v: Strided,
+    out: &[f32],
+    grad: Strided,
+    lse: &[f32],
+    mask: Mask,
+    scale: f32,
+) -> [Vec<f32>; 3] {
+    check(&q, &k, &v, &mask);
+    let [batch, heads, queries, dim] = q.shape;
+    let [_, kv_heads, keys, dim_v] = v.shape;
+    assert_eq!(
+        grad.shape,
+        [batch, heads, queries, dim_v],
+        "attention backward: grad shape"
+    );
+    assert!(
+        grad.in_bounds(),
+        "attention backward: grad strides out of bounds"
+    );
+    assert_eq!(
+        out.len(),
+        batch * heads * queries * dim_v,
+        "attention backward: output"
+    );
+    assert_eq!(
+        lse.len(),
+        batch * heads * queries,
+        "attention backward: lse"
+    );
+    let mut dk = vec![0f32; batch * kv_heads * keys * dim];
+    let mut dv = vec![0f32; batch * kv_heads * keys * dim_v];
+    let mut dq = vec![0f32; batch * heads * queries * dim];
+    if dq.is_empty() || keys == 0 {
+        return [dq, dk, dv];
+    }
+    // D_i = dO_i . O_i: the softmax's backward needs it once per query row.
+    let delta: Vec<f32> = (0..batch * heads * queries)
+        .map(|row| {
+            let at = grad.row(
+                row / (heads * queries),
+                row / queries % heads,
+                row % queries,
+            );
+            let o = &out[row * dim_v..][..dim_v];
+            (0..dim_v)
+                .map(|d| grad.data[at + d * grad.strides[3]] * o[d])
+                .sum()
+        })
+        .collect();
+    let pass = Pass {
+        q,
+        k,
+        v,
+        grad,
+        lse,
+        delta: &delta,
+        mask,
+        scale,
+        groups: heads / kv_heads,
+    };
+    let tiles = keys.div_ceil(KEY_TILE);
+    let dst = [Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr())];
+    let parts: Vec<(usize, Vec<f32>)> = (0..batch * kv_heads * tiles)
+        .into_par_iter()
+        .map(|unit| {
+            let (bkv, t) = (unit / tiles, unit % tiles);
+            let range = t * KEY_TILE..((t + 1) * KEY_TILE).min(keys);
+            // SAFETY: unit (bkv, t) writes only the rows `range` of head `bkv` of dk/dv.
+            (bkv, unsafe {
+                pass.tile(bkv / kv_heads, bkv % kv_heads, range, dst)
+            })
+        })
+        .collect();
+    // Each unit's query gradients cover its group's heads: summed over key tiles.
+    let per_head = queries * dim;
+    for (bkv, part) in parts {
+        let first = bkv * pass.groups * per_head;
+        dq[first..first + part.len()]
+            .iter_mut()
+            .zip(&part)
+            .for_each(|(d, p)| *d += p);
+    }
+    [dq, dk, dv]
+}
+
+/// Inputs shared by every unit.
+struct Pass<'a> {
+    q: Strided<'a>,
+    k: Strided<'a>,
+    v: Strided<'a>,
+    grad: Strided<'a>,
+    lse: &'a [f32],
+    delta: &'a [f32],
+    mask: Mask<'a>,
+    scale: f32,
+    groups: usize,
+}
+
+/// A matrix operand: pointer, row stride, column stride.
+#[derive(Clone, Copy)]
+struct View(*const f32, isize, isize);
+
+/// `dst (+)= scale * lhs rhs` for `[m, k] x [k, n]`, `dst` row-major with row stride `n`.
+unsafe fn mm([m, n, k]: [usize; 3], dst: *mut f32, add: bool, lhs: View, rhs: View, scale: f32) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        add,
+        lhs.0,
+        lhs.2,
+        lhs.1,
+        rhs.0,
+        rhs.2,
+        rhs.1,
+        if add { 1.0 } else { 0.0 },
+        scale,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// Queries `first..first + count` of every query head sharing key/value head `kv`.
+#[derive(Clone, Copy)]
+struct QueryBlock {
+    b: usize,
+    kv: usize,
+    first: usize,
+    count: usize,
+}
+
+impl QueryBlock {
+    /// (head, query) of the block's row `r` (head-major).
+    fn row(&self, groups: usize, r: usize) -> (usize, usize) {
+        (
+            self.kv * groups + r / self.count,
+            self.first + r % self.count,
+        )
+    }
+}
+
+/// Per-unit buffers.
+#[derive(Default)]
+struct Tile {
+    q: Vec<f32>,
+    grad: Vec<f32>,
+    p: Vec<f32>,
+    ds: Vec<f32>,
+    dq: Vec<f32>,
+}
+
+impl Pass<'_> {
+    /// Key tile `keys` of head `kv` of batch `b`: writes its dk/dv rows, returns the
+    /// query gradients `[groups, queries, dim]` of the heads sharing it.
+    unsafe fn tile(
+        &self,
+        b: usize,
+        kv: usize,
+        keys: std::ops::Range<usize>,
+        [dk, dv]: [Out; 2],
+    ) -> Vec<f32> {
+        let [_, _, queries, dim] = self.q.shape;
+        let [_, kv_heads, n_keys, dim_v] = self.v.shape;
+        let width = keys.len();
+        let (mut dk_t, mut dv_t) = (vec![0f32; width * dim], vec![0f32; width * dim_v]);
+        let mut dq = vec![0f32; self.groups * queries * dim];
+        let mut t = Tile::default();
+        let (k, v) = (&self.k, &self.v);
+        let kt = View(
+            k.data.as_ptr().add(k.row(b, kv, keys.start)),
+            k.strides[2] as isize,
+            k.strides[3] as isize,
+        );
+        let vt = View(
+            v.data.as_ptr().add(v.row(b, kv, keys.start)),
+            v.strides[2] as isize,
+            v.strides[3] as isize,
+        );
+        for first in (0..queries).step_by(QUERY_BLOCK) {
+            let rows_b = QUERY_BLOCK.min(queries - first);
+            // A causal block whose last query sees none of these keys has nothing here.
+            if matches!(self.mask, Mask::Causal) && n_keys - queries + first + rows_b <= keys.start
+            {
+                continue;
+            }
+            let rows = self.groups * rows_b;
+            let block = QueryBlock {
+                b,
+                kv,
+                first,
+                count: rows_b,
+            };
+            self.gather(block, &mut t);
+            t.p.resize(rows * width, 0.0);
+            // P = softmax rows recomputed: exp(scale q k - lse), hidden keys 0.
+            mm(
+                [rows, width, dim],
+                t.p.as_mut_ptr(),
+                false,
+                View(t.q.as_ptr(), dim as isize, 1),
+                View(kt.0, kt.2, kt.1),
+                self.scale,
+            );
+            self.probabilities(block, keys.start, &mut t.p);
+            // dV += P^T dO
+            mm(
+                [width, dim_v, rows],
+                dv_t.as_mut_ptr(),
+                true,
+                View(t.p.as_ptr(), 1, width as isize),
+                View(t.grad.as_ptr(), dim_v as isize, 1),
+                1.0,
+            );
+            // dP = dO V^T, then dS = P (dP - D)
+            t.ds.resize(rows * width, 0.0);
+            mm(
+                [rows, width, dim_v],
+                t.ds.as_mut_ptr(),
+                false,
+                View(t.grad.as_ptr(), dim_v as isize, 1),
+                View(vt.0, vt.2, vt.1),
+                1.0,
+            );
+            self.softmax_backward(block, &t.p, &mut t.ds, width);
+            // dK += scale dS^T Q;  dQ = scale dS K
+            mm(
+                [width, dim, rows],
+                dk_t.as_mut_ptr(),
+                true,
+                View(t.ds.as_ptr(), 1, width as isize),
+                View(t.q.as_ptr(), dim as isize, 1),
+                self.scale,
+            );
+            t.dq.resize(rows * dim, 0.0);
+            mm(
+                [rows, dim, width],
+                t.dq.as_mut_ptr(),
+                false,
+                View(t.ds.as_ptr(), width as isize, 1),
+                kt,
+                self.scale,
+            );
+            for (r, row) in t.dq.chunks_exact(dim).enumerate() {
+                let (g, i) = (r / rows_b, first + r % rows_b);
+                let acc = &mut dq[(g * queries + i) * dim..][..dim];
+                acc.iter_mut().zip(row).for_each(|(a, x)| *a += x);
+            }
+        }
+        let head = b * kv_heads + kv;
+        for (j, (rk, rv)) in dk_t
+            .chunks_exact(dim)
+            .zip(dv_t.chunks_exact(dim_v))
+            .enumerate()
+        {
+            let key = head * n_keys + keys.start + j;
+            std::ptr::copy_nonoverlapping(rk.as_ptr(), dk.0.add(key * dim), dim);
+            std::ptr::copy_nonoverlapping(rv.as_ptr(), dv.0.add(key * dim_v), dim_v);
+        }
+        dq
+    }
+
+    /// The block's query rows and output gradients of every head of the group, as
+    /// contiguous `[groups * rows_b, dim]` matrices (head-major).
+    fn gather(&self, block: QueryBlock, t: &mut Tile) {
+        let QueryBlock {
+            b,
+            kv,
+            first,
+            count: rows_b,
+        } = block;
+        let (q, g) = (&self.q, &self.grad);
+        let (dim, dim_v) = (q.shape[3], g.shape[3]);
+        t.q.clear();
+        t.grad.clear();
+        for h in kv * self.groups..(kv + 1) * self.groups {
+            for i in first..first + rows_b {
+                let (aq, ag) = (q.row(b, h, i), g.row(b, h, i));
+                t.q.extend((0..dim).map(|d| q.data[aq + d * q.strides[3]]));
+                t.grad
+                    .extend((0..dim_v).map(|d| g.data[ag + d * g.strides[3]]));
+            }
+        }
+    }
+
+    /// Scores -> probabilities `exp(s - lse)`, 0 where hidden.
+    fn probabilities(&self, block: QueryBlock, key0: usize, p: &mut [f32]) {
+        let [_, heads, queries, _] = self.q.shape;
+        let (n_keys, b) = (self.k.shape[2], block.b);
+        let width = p.len() / (self.groups * block.count);
+        for (r, row) in p.chunks_exact_mut(width).enumerate() {
+            let (h, i) = block.row(self.groups, r);
+            let lse = self.lse[(b * heads + h) * queries + i];
+            if lse == f32::NEG_INFINITY {
+                row.fill(0.0);
+                continue;
+            }
+            crate::exp::exp_sub_sum(row, lse);
+            match self.mask {
+                Mask::None => {}
+                Mask::Causal => {
+                    let seen = (n_keys - queries + i + 1).saturating_sub(key0).min(width);
+                    row[seen..].fill(0.0);
+                }
+                Mask::Explicit {
+                    data,
+                    offset,
+                    strides,
+                } => {
+                    let start = offset
+                        + b * strides[0]
+                        + h * strides[1]
+                        + i * strides[2]
+                        + key0 * strides[3];
+                    for (j, x) in row.iter_mut().enumerate() {
+                        if data[start + j * strides[3]] != 0 {
+                            *x = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `ds = p * (ds - D)` row by row (`ds` holds dP on entry).
+    fn softmax_backward(&self, block: QueryBlock, p: &[f32], ds: &mut [f32], width: usize) {
+        let [_, heads, queries, _] = self.q.shape;
+        let b = block.b;
+        for (r, (row, prow)) in ds
+            .chunks_exact_mut(width)
+            .zip(p.chunks_exact(width))
+            .enumerate()
+        {
+            let (h, i) = block.row(self.groups, r);
+            let d = self.delta[(b * heads + h) * queries + i];
+            row.iter_mut()
+                .zip(prow)
+                .for_each(|(x, &p)| *x = p * (*x - d));
+        }
+    }
+}
