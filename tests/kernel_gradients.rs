@@ -1,8 +1,9 @@
-//! Training's attention on flex (one autodiff operation with its own backward pass) against
-//! Burn's composition of generic ops: the same output and the same gradients for queries,
-//! keys and values, on random shapes (grouped-query ratios 1/3/4, queries after a cache,
-//! explicit masks, lengths up to 1,000), under both checkpointing strategies. Its own
-//! process: Burn's autodiff graph is global, and concurrent backward passes would mix.
+//! Training's kernels on flex (attention, RoPE, RMSNorm, SwiGLU: each one autodiff
+//! operation with its own backward pass) against Burn's compositions of generic ops: the
+//! same outputs and the same gradients for every input, on random shapes (attention:
+//! grouped-query ratios 1/3/4, queries after a cache, explicit masks, lengths up to 1,000),
+//! under both checkpointing strategies. Its own process: Burn's autodiff graph is global,
+//! and concurrent backward passes would mix.
 
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
@@ -41,7 +42,8 @@ fn run<B: AutodiffBackend>(
 }
 
 fn assert_agree(fast: &[Vec<f32>], generic: &[Vec<f32>], what: &str) {
-    for (name, (a, b)) in ["out", "dq", "dk", "dv"]
+    assert_eq!(fast.len(), generic.len(), "{what}");
+    for (name, (a, b)) in ["output", "gradient 1", "gradient 2", "gradient 3"]
         .iter()
         .zip(fast.iter().zip(generic))
     {
@@ -59,12 +61,16 @@ fn assert_agree(fast: &[Vec<f32>], generic: &[Vec<f32>], what: &str) {
     }
 }
 
-fn random(shape: [usize; 4]) -> Tensor<Flex, 4> {
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<Flex, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
 }
 
+/// One backward pass at a time in this process.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn attention_gradients_agree_with_burns_composition() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // (kv heads, groups, queries, keys, explicit mask)
     for (kvh, groups, queries, keys, explicit) in [
         (3, 1, 17, 17, false),
@@ -93,4 +99,104 @@ fn attention_gradients_agree_with_burns_composition() {
             );
         }
     }
+}
+
+/// Output and gradients of `sum(f(inputs) * w)` for every input, on backend `B`.
+fn grads_of<B: AutodiffBackend, const D: usize, const E: usize>(
+    inputs: &[Tensor<Flex, D>],
+    w: &Tensor<Flex, E>,
+    f: impl Fn(&[Tensor<B, D>]) -> Tensor<B, E>,
+) -> Vec<Vec<f32>> {
+    let device = Default::default();
+    let lifted: Vec<Tensor<B, D>> = inputs
+        .iter()
+        .map(|t| Tensor::from_data(t.to_data(), &device).require_grad())
+        .collect();
+    let out = f(&lifted);
+    let grads = (out.clone() * Tensor::from_data(w.to_data(), &device))
+        .sum()
+        .backward();
+    let mut all = vec![out.into_data().to_vec().unwrap()];
+    for t in &lifted {
+        all.push(
+            t.grad(&grads)
+                .expect("a gradient")
+                .into_data()
+                .to_vec()
+                .unwrap(),
+        );
+    }
+    all
+}
+
+#[test]
+fn row_operation_gradients_agree_with_burns_compositions() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    type B = Autodiff<Flex>;
+    let (gate, up) = (random([2, 33, 96]), random([2, 33, 96]));
+    let w = random([2, 33, 96]);
+    let swiglu = |t: &[Tensor<B, 3>]| kernels::<B>().swiglu(t[0].clone(), t[1].clone());
+    let fast = grads_of(&[gate.clone(), up.clone()], &w, swiglu);
+    let generic = with_generic(|| grads_of(&[gate, up], &w, swiglu));
+    assert_agree(&fast, &generic, "swiglu");
+
+    // RMSNorm: gradients for the input and the weight.
+    let x = random([2, 33, 48]);
+    let (gamma, w) = (random([48]), random([2, 33, 48]));
+    let norm = |x: Tensor<B, 3>, gamma: Tensor<B, 1>| {
+        let config = burn::nn::RmsNormConfig::new(48).with_epsilon(1e-5);
+        let norm = burn::nn::RmsNorm {
+            gamma: burn::module::Param::from_tensor(gamma),
+            ..config.init::<B>(&Default::default())
+        };
+        kernels::<B>().rms_norm(x, &norm)
+    };
+    let device = Default::default();
+    let run = || {
+        let x = Tensor::<B, 3>::from_data(x.to_data(), &device).require_grad();
+        let g = Tensor::<B, 1>::from_data(gamma.to_data(), &device).require_grad();
+        let out = norm(x.clone(), g.clone());
+        let grads = (out.clone() * Tensor::from_data(w.to_data(), &device))
+            .sum()
+            .backward();
+        [
+            out.into_data(),
+            x.grad(&grads).unwrap().into_data(),
+            g.grad(&grads).unwrap().into_data(),
+        ]
+        .map(|d| d.to_vec::<f32>().unwrap())
+        .to_vec()
+    };
+    assert_agree(&run(), &with_generic(run), "rms norm");
+
+    // RoPE at arbitrary positions, on queries read as a transposed view.
+    let config = comet::config::ModelConfig {
+        architecture: comet::config::Architecture::Llama,
+        vocab_size: 11,
+        hidden_size: 80,
+        intermediate_size: 12,
+        num_layers: 1,
+        num_heads: 5,
+        num_kv_heads: 5,
+        head_dim: 16,
+        rope_theta: 10000.0,
+        rope_scaling: None,
+        rms_norm_eps: 1e-5,
+        tie_word_embeddings: true,
+        attention_bias: false,
+        qk_norm: false,
+        max_position_embeddings: 512,
+        eos_token_ids: vec![],
+        bos_token_id: None,
+    };
+    let positions: Vec<i64> = (0..2 * 33).map(|p| (p * 37 % 500) as i64).collect();
+    let tables = comet::model::Rope::new(&config).tables(Tensor::<B, 2, Int>::from_data(
+        TensorData::new(positions, [2, 33]),
+        &device,
+    ));
+    let (x, w) = (random([2, 33, 5, 16]), random([2, 5, 33, 16]));
+    let rope = |t: &[Tensor<B, 4>]| kernels::<B>().rope(t[0].clone().swap_dims(1, 2), &tables);
+    let fast = grads_of(std::slice::from_ref(&x), &w, rope);
+    let generic = with_generic(|| grads_of(&[x], &w, rope));
+    assert_agree(&fast, &generic, "rope");
 }

@@ -6,6 +6,9 @@ use rayon::prelude::*;
 use crate::attention::Strided;
 use crate::exp::exp;
 
+mod backward;
+pub use backward::{rms_norm_backward, swiglu_backward};
+
 /// Rows handed to a thread at a time: enough work to outweigh the hand-over.
 fn rows_per_task(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)

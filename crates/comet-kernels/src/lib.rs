@@ -18,7 +18,7 @@ pub mod matmul;
 
 pub use attention::{attention, attention_backward, attention_lse, Mask, Strided};
 pub use element::Element;
-pub use elementwise::{rms_norm, rope, swiglu};
+pub use elementwise::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward};
 pub use half::f16;
 pub use matmul::{matmul, Matrix};
 
