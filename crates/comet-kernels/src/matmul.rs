@@ -81,6 +81,43 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
     out
 }
 
+/// `x w_t (+ bias_t)` for several weights `w_t` `[k, n_t]` of the same input (a layer's
+/// query/key/value or gate/up projections). A few rows of `x` against row-major weights
+/// take one pass over all of them, split over threads together: one hand-over to the
+/// threads instead of one per weight, which is most of a decoding step's idle time.
+pub fn matmul_many(x: Matrix, ws: &[Matrix], biases: &[Option<&[f32]>]) -> Vec<Vec<f32>> {
+    assert_eq!(
+        ws.len(),
+        biases.len(),
+        "matmul_many: one bias slot per weight"
+    );
+    let k = x.shape[1];
+    let streamable = x.shape[0] <= GEMV_ROWS
+        && x.strides[1] == 1
+        && ws.iter().all(|w| w.shape[0] == k && w.strides[1] == 1);
+    if !streamable || ws.len() < 2 || rayon::current_num_threads() < 2 {
+        return ws
+            .iter()
+            .zip(biases)
+            .map(|(w, b)| matmul(x, *w, *b))
+            .collect();
+    }
+    assert!(
+        x.in_bounds() && ws.iter().all(Matrix::in_bounds),
+        "matmul_many: strides out of bounds"
+    );
+    let mut outs = gemv_many(x, ws, rayon::current_num_threads());
+    for ((out, w), bias) in outs.iter_mut().zip(ws).zip(biases) {
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), w.shape[1], "matmul_many: bias length");
+            for row in out.chunks_exact_mut(w.shape[1]) {
+                row.iter_mut().zip(*bias).for_each(|(o, b)| *o += b);
+            }
+        }
+    }
+    outs
+}
+
 /// Rows up to which a row-major weight is streamed once, split by its rows over threads.
 const GEMV_ROWS: usize = 4;
 
@@ -88,25 +125,41 @@ const GEMV_ROWS: usize = 4;
 /// adds `x[i, r] * w[r, :]` into its own partial output; the partials are summed. Reading
 /// the weight in order is what a decoding step's time is made of.
 fn gemv(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
-    let ([m, k], n) = (x.shape, w.shape[1]);
-    let bands = (2 * threads).min(k);
+    let sum = gemv_many(x, &[w], threads).pop().expect("one weight");
+    out.copy_from_slice(&sum);
+}
+
+/// [`gemv`] for several weights at once: each band covers the same rows of all of them.
+fn gemv_many(x: Matrix, ws: &[Matrix], threads: usize) -> Vec<Vec<f32>> {
+    let [m, k] = x.shape;
+    let bands = (2 * threads).min(k).max(1);
     let band = k.div_ceil(bands);
-    let partials: Vec<Vec<f32>> = (0..bands)
+    let partials: Vec<Vec<Vec<f32>>> = (0..bands)
         .into_par_iter()
         .map(|b| {
-            let mut acc = vec![0f32; m * n];
-            for r in b * band..((b + 1) * band).min(k) {
-                let row = &w.data[w.offset + r * w.strides[0]..][..n];
-                for (i, acc) in acc.chunks_exact_mut(n).enumerate() {
-                    axpy(x.data[x.offset + i * x.strides[0] + r], row, acc);
-                }
-            }
-            acc
+            ws.iter()
+                .map(|w| {
+                    let n = w.shape[1];
+                    let mut acc = vec![0f32; m * n];
+                    for r in b * band..((b + 1) * band).min(k) {
+                        let row = &w.data[w.offset + r * w.strides[0]..][..n];
+                        for (i, acc) in acc.chunks_exact_mut(n).enumerate() {
+                            axpy(x.data[x.offset + i * x.strides[0] + r], row, acc);
+                        }
+                    }
+                    acc
+                })
+                .collect()
         })
         .collect();
-    for partial in partials {
-        out.iter_mut().zip(partial).for_each(|(o, p)| *o += p);
+    let mut parts = partials.into_iter();
+    let mut sums = parts.next().expect("at least one band");
+    for part in parts {
+        for (sum, p) in sums.iter_mut().zip(part) {
+            sum.iter_mut().zip(p).for_each(|(s, p)| *s += p);
+        }
     }
+    sums
 }
 
 /// `x w` for a few rows of `x` and a column-major `w` (a tied embedding read as the output
@@ -247,6 +300,35 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn several_weights_at_once_match_one_at_a_time() {
+        let (m, k) = (2, 64);
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.3).sin()).collect();
+        let ws: Vec<Vec<f32>> = [96, 32, 32]
+            .iter()
+            .map(|&n| (0..k * n).map(|i| (i as f32 * 0.17).cos()).collect())
+            .collect();
+        fn view(data: &[f32], shape: [usize; 2]) -> Matrix<'_> {
+            Matrix {
+                data,
+                offset: 0,
+                shape,
+                strides: [shape[1], 1],
+            }
+        }
+        let xm = view(&x, [m, k]);
+        let mats: Vec<Matrix> = ws.iter().map(|w| view(w, [k, w.len() / k])).collect();
+        let bias: Vec<f32> = (0..32).map(|j| j as f32).collect();
+        let biases = [None, Some(&bias[..]), None];
+        let together = matmul_many(xm, &mats, &biases);
+        for ((got, w), b) in together.iter().zip(&mats).zip(biases) {
+            let want = matmul(xm, *w, b);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+            }
+        }
     }
 
     #[test]

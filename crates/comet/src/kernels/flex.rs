@@ -10,7 +10,9 @@ use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use comet_kernels::{f16, Mask, Matrix, Strided};
 
-use super::{generic_attention, generic_write_positions, known_same, same_type, Kernels};
+use super::{
+    generic_attention, generic_write_positions, known_same, same_type, Kernels, LinearParams,
+};
 use crate::model::{AttentionMask, RopeTables};
 
 /// Whether `B` is the flex backend.
@@ -119,6 +121,29 @@ impl<B: Backend> Kernels<B> for FlexKernels {
         }
     }
 
+    fn linears(&self, x: Tensor<B, 3>, layers: Vec<LinearParams<B>>) -> Vec<Tensor<B, 3>> {
+        let f32s = x.dtype() == DType::F32 && layers.iter().all(|(w, _)| w.dtype() == DType::F32);
+        let one_by_one = |x: Tensor<B, 3>, layers: Vec<LinearParams<B>>| {
+            layers
+                .into_iter()
+                .map(|(w, b)| self.linear(x.clone(), w, b))
+                .collect()
+        };
+        if !f32s {
+            return one_by_one(x, layers);
+        }
+        match same_type::<_, (Tensor<Flex, 3>, Vec<LinearParams<Flex>>)>((x, layers)) {
+            Ok(args) => match flex_linears(&args) {
+                Some(outs) => outs.into_iter().map(known_same).collect(),
+                None => {
+                    let (x, layers) = known_same(args);
+                    one_by_one(x, layers)
+                }
+            },
+            Err((x, layers)) => one_by_one(x, layers),
+        }
+    }
+
     fn linear(
         &self,
         x: Tensor<B, 3>,
@@ -180,6 +205,54 @@ fn flex_linear(
         TensorData::new(out, [batch, seq, d_out]),
         &x.device(),
     ))
+}
+
+/// Several layers of one input by `comet_kernels::matmul_many`, or `None` for layouts it
+/// does not take (contiguous input rows and row-major weights).
+fn flex_linears(
+    (x, layers): &(Tensor<Flex, 3>, Vec<LinearParams<Flex>>),
+) -> Option<Vec<Tensor<Flex, 3>>> {
+    let [batch, seq, d_in] = x.dims();
+    let fx = float(x.clone());
+    if !fx.is_contiguous() {
+        return None;
+    }
+    let params: Vec<(FlexTensor, Option<FlexTensor>)> = layers
+        .iter()
+        .map(|(w, b)| (float(w.clone()), b.clone().map(float)))
+        .collect();
+    let mut weights = Vec::new();
+    let mut biases = Vec::new();
+    for (w, b) in &params {
+        weights.push(Matrix {
+            data: w.storage::<f32>(),
+            offset: w.layout().start_offset(),
+            shape: [d_in, w.layout().shape()[1]],
+            strides: usize_strides::<2>(w)?,
+        });
+        biases.push(match b {
+            Some(b) if b.is_contiguous() => {
+                Some(&b.storage::<f32>()[b.layout().start_offset()..][..b.layout().num_elements()])
+            }
+            Some(_) => return None,
+            None => None,
+        });
+    }
+    let input = Matrix {
+        data: fx.storage::<f32>(),
+        offset: fx.layout().start_offset(),
+        shape: [batch * seq, d_in],
+        strides: [d_in, 1],
+    };
+    let outs = comet_kernels::matmul_many(input, &weights, &biases);
+    Some(
+        outs.into_iter()
+            .zip(&weights)
+            .map(|(out, w)| {
+                Tensor::from_data(TensorData::new(out, [batch, seq, w.shape[1]]), &x.device())
+            })
+            .collect(),
+    )
 }
 
 /// `f` over the contiguous `f32` data of `tensors` (copied first where strided).

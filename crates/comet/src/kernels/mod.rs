@@ -66,6 +66,15 @@ pub trait Kernels<B: Backend>: Sync {
         burn::tensor::activation::silu(gate) * up
     }
 
+    /// [`Kernels::linear`] of one input through several layers (a layer's query/key/value
+    /// or gate/up projections), where a backend does them together faster.
+    fn linears(&self, x: Tensor<B, 3>, layers: Vec<LinearParams<B>>) -> Vec<Tensor<B, 3>> {
+        layers
+            .into_iter()
+            .map(|(weight, bias)| self.linear(x.clone(), weight, bias))
+            .collect()
+    }
+
     /// `x` `[batch, seq, d_in]` times `weight` `[d_in, d_out]` plus `bias` `[d_out]`.
     fn linear(
         &self,
@@ -76,6 +85,9 @@ pub trait Kernels<B: Backend>: Sync {
         burn::tensor::module::linear(x, weight, bias)
     }
 }
+
+/// A linear layer's weight `[d_in, d_out]` and optional bias `[d_out]`.
+pub type LinearParams<B> = (Tensor<B, 2>, Option<Tensor<B, 1>>);
 
 /// Burn's ops for everything.
 pub struct Generic;

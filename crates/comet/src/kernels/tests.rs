@@ -70,6 +70,21 @@ fn linear_agrees_with_burn() {
             || kernels::<Flex>().linear(x.clone(), w.clone(), Some(b.clone())),
             &what,
         );
+        // Several layers of one input together (a decoding step's q/k/v), bias on one.
+        let (w2, w3) = (random([d_in, 7]), random([d_in, d_out]));
+        for i in 0..3 {
+            assert_paths_agree(
+                || {
+                    let layers = vec![
+                        (w.clone(), None),
+                        (w2.clone(), Some(random([7]).mul_scalar(0.0) + 1.0)),
+                        (w3.clone(), None),
+                    ];
+                    kernels::<Flex>().linears(x.clone(), layers).swap_remove(i)
+                },
+                &format!("{what}: layer {i} of three"),
+            );
+        }
         // A tied output head: the embeddings read transposed.
         let e = random([d_out, d_in]);
         assert_paths_agree(

@@ -4,7 +4,7 @@ use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
 
 use super::cache::KvCache;
-use super::lora::{project, Lora};
+use super::lora::{project, project_all, Lora};
 use super::rope::RopeTables;
 
 /// Which key positions each query may see.
@@ -60,21 +60,17 @@ impl<B: Backend> Attention<B> {
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
-        let q = self.heads(
-            project(&self.q_proj, &self.q_lora, x.clone()),
-            self.num_heads,
-            &self.q_norm,
+        let [q, k, v] = project_all(
+            [
+                (&self.q_proj, &self.q_lora),
+                (&self.k_proj, &self.k_lora),
+                (&self.v_proj, &self.v_lora),
+            ],
+            x,
         );
-        let k = self.heads(
-            project(&self.k_proj, &self.k_lora, x.clone()),
-            self.num_kv_heads,
-            &self.k_norm,
-        );
-        let v = self.heads(
-            project(&self.v_proj, &self.v_lora, x),
-            self.num_kv_heads,
-            &None,
-        );
+        let q = self.heads(q, self.num_heads, &self.q_norm);
+        let k = self.heads(k, self.num_kv_heads, &self.k_norm);
+        let v = self.heads(v, self.num_kv_heads, &None);
         let kernels = crate::kernels::kernels::<B>();
         let (q, k) = (kernels.rope(q, rope), kernels.rope(k, rope));
         let (k, v) = match cache {

@@ -138,6 +138,27 @@ pub fn project<B: Backend>(
     }
 }
 
+/// [`project`] of one input through several layers, the base products together
+/// ([`Kernels::linears`](crate::kernels::Kernels::linears)).
+pub fn project_all<B: Backend, const N: usize>(
+    layers: [(&burn::nn::Linear<B>, &Option<Lora<B>>); N],
+    x: Tensor<B, 3>,
+) -> [Tensor<B, 3>; N] {
+    let params = layers
+        .iter()
+        .map(|(l, _)| (l.weight.val(), l.bias.as_ref().map(|b| b.val())))
+        .collect();
+    let base = crate::kernels::kernels::<B>().linears(x.clone(), params);
+    let mut outs = base
+        .into_iter()
+        .zip(layers)
+        .map(|(out, (_, lora))| match lora {
+            Some(lora) => out + lora.forward(x.clone()),
+            None => out,
+        });
+    std::array::from_fn(|_| outs.next().expect("one output per layer"))
+}
+
 impl<B: Backend> Llm<B> {
     /// Adds fresh adapters on `config.targets` in every layer (drawn from `seed`).
     pub fn with_lora(mut self, config: &LoraConfig, seed: u64) -> Self {

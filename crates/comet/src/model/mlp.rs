@@ -3,7 +3,7 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::lora::{project, Lora};
+use super::lora::{project, project_all, Lora};
 
 /// `down(silu(gate(x)) * up(x))`.
 #[derive(Module, Debug)]
@@ -25,8 +25,13 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// `[batch, seq, hidden] -> [batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = project(&self.gate_proj, &self.gate_lora, x.clone());
-        let up = project(&self.up_proj, &self.up_lora, x);
+        let [gate, up] = project_all(
+            [
+                (&self.gate_proj, &self.gate_lora),
+                (&self.up_proj, &self.up_lora),
+            ],
+            x,
+        );
         let hidden = crate::kernels::kernels::<B>().swiglu(gate, up);
         project(&self.down_proj, &self.down_lora, hidden)
     }
