@@ -31,7 +31,8 @@ export RAYON_NUM_THREADS="$THREADS"
 F32="$P/SmolLM2-135M-Instruct.F32.gguf"
 Q41="$CACHE/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Kept when something fails, so a 30-minute run can be combined again by hand.
+trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
 mkdir -p "$OUT"
 
 # comet generate, RUNS times per length: one JSON line each.
