@@ -107,14 +107,8 @@ pub fn attention_lse<K: Element>(
         return (out, lse);
     }
     let groups = heads / kv_heads;
-    let ctx = Context {
-        q,
-        k,
-        v,
-        mask,
-        scale,
-        groups,
-    };
+    #[rustfmt::skip]
+    let ctx = Context { q, k, v, mask, scale, groups };
     let dst = [Out(out.as_mut_ptr()), Out(lse.as_mut_ptr())];
     let blocks = queries.div_ceil(QUERY_BLOCK);
     let units = batch * kv_heads * blocks;
@@ -277,9 +271,8 @@ fn merge<'a>(mut parts: impl Iterator<Item = &'a Partial>) -> Partial {
 impl<K: Element> Context<'_, K> {
     /// Scores, softmax statistics and unnormalised output of `block`.
     fn partial(&self, block: &Block, scratch: &mut Scratch) -> Partial {
-        let (q, v) = (&self.q, &self.v);
-        let [_, _, queries, dim] = q.shape;
-        let [_, _, keys, dim_v] = v.shape;
+        let [_, _, queries, _] = self.q.shape;
+        let [_, _, keys, dim_v] = self.v.shape;
         let rows = self.groups * block.rows;
         // The block's last query sees keys up to `keys - queries + last` when causal.
         let end = match self.mask {
@@ -290,17 +283,7 @@ impl<K: Element> Context<'_, K> {
             _ => block.keys.end,
         };
         let width = end.saturating_sub(block.keys.start);
-        // The query rows of every head of the group, gathered into one matrix.
-        scratch.queries.clear();
-        for g in 0..self.groups {
-            let h = block.kv * self.groups + g;
-            for i in block.first..block.first + block.rows {
-                let at = q.row(block.b, h, i);
-                scratch
-                    .queries
-                    .extend((0..dim).map(|d| q.data[at + d * q.strides[3]]));
-            }
-        }
+        self.gather_queries(block, &mut scratch.queries);
         scratch.scores.clear();
         scratch.scores.resize(rows * width, 0.0);
         let mut part = Partial {
@@ -339,6 +322,20 @@ impl<K: Element> Context<'_, K> {
             )
         };
         part
+    }
+
+    /// The query rows of every head of the block's group, gathered into one matrix
+    /// `[groups * rows, dim]` (head-major).
+    fn gather_queries(&self, block: &Block, queries: &mut Vec<f32>) {
+        let (q, dim) = (&self.q, self.q.shape[3]);
+        queries.clear();
+        for g in 0..self.groups {
+            let h = block.kv * self.groups + g;
+            for i in block.first..block.first + block.rows {
+                let at = q.row(block.b, h, i);
+                queries.extend((0..dim).map(|d| q.data[at + d * q.strides[3]]));
+            }
+        }
     }
 
     /// `scores = scale * queries k^T` for the keys from `at.2`: one GEMM, or for a few rows

@@ -159,58 +159,63 @@ pub fn run(args: Args) -> Result<()> {
         )?),
     };
     if args.comet.enabled() || args.memory.is_some() || args.document.is_some() {
-        if args.kv_cache.is_some() {
-            // CoMeT's cache holds one chunk and its memory: small whatever its type.
-            anyhow::bail!("--kv-cache applies to plain decoding, not with CoMeT memory");
-        }
-        let loaded = args.comet.load(args.model.as_deref())?;
-        let tokenizer = loaded
-            .tokenizer
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("this model has no tokenizer"))?;
-        // Text a snapshot has not read into memory yet comes first.
-        let (state, mut ids) = match &args.memory {
-            Some(path) => {
-                let snapshot = load_snapshot(&loaded.model, path)?;
-                eprintln!(
-                    "memory: {} ({} tokens read)",
-                    path.display(),
-                    snapshot.state.tokens_read[0] + snapshot.pending.len()
-                );
-                (snapshot.state, snapshot.pending)
-            }
-            None => (loaded.model.empty_state(1), Vec::new()),
-        };
-        if let Some(path) = &args.document {
-            let text = super::read_prompt(None, Some(path.clone()))
-                .with_context(|| format!("reading the document {}", path.display()))?;
-            ids.extend(tokenizer.encode(&text, false)?);
-        }
-        ids.extend(prompt_ids(&args, tokenizer, prompt.as_deref())?);
-        let stop = stop_tokens(loaded.model.llm.config().eos_token_ids.clone(), tokenizer);
-        // Long inputs show their reading: every chunk but the last goes into memory.
-        let bar = super::token_bar(ids.len(), "reading");
-        if ids.len() <= loaded.model.comet.chunk_size {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        let mut decoder = CometDecoder::new(&loaded.model, state).with_progress(|n| {
-            bar.inc(n as u64);
-            if bar.position() >= ids.len() as u64 {
-                bar.finish_and_clear(); // before the answer is printed
-            }
-        });
-        stream(&args, tokenizer, &mut decoder, &ids, stop)
-    } else {
-        let loaded = super::load(args.model.as_deref())?;
-        let tokenizer = loaded.tokenizer()?;
-        let ids = prompt_ids(&args, tokenizer, prompt.as_deref())?;
-        let stop = stop_tokens(loaded.model.config().eos_token_ids.clone(), tokenizer);
-        let mut decoder = match args.kv_cache {
-            Some(t) => CachedDecoder::with_cache_dtype(&loaded.model, t.into()),
-            None => CachedDecoder::new(&loaded.model),
-        };
-        stream(&args, tokenizer, &mut decoder, &ids, stop)
+        return run_comet(&args, prompt);
     }
+    let loaded = super::load(args.model.as_deref())?;
+    let tokenizer = loaded.tokenizer()?;
+    let ids = prompt_ids(&args, tokenizer, prompt.as_deref())?;
+    let stop = stop_tokens(loaded.model.config().eos_token_ids.clone(), tokenizer);
+    let mut decoder = match args.kv_cache {
+        Some(t) => CachedDecoder::with_cache_dtype(&loaded.model, t.into()),
+        None => CachedDecoder::new(&loaded.model),
+    };
+    stream(&args, tokenizer, &mut decoder, &ids, stop)
+}
+
+/// `generate` over CoMeT memory: a snapshot's memory, a long document read chunk by chunk,
+/// then the prompt.
+fn run_comet(args: &Args, prompt: Option<String>) -> Result<()> {
+    if args.kv_cache.is_some() {
+        // CoMeT's cache holds one chunk and its memory: small whatever its type.
+        anyhow::bail!("--kv-cache applies to plain decoding, not with CoMeT memory");
+    }
+    let loaded = args.comet.load(args.model.as_deref())?;
+    let tokenizer = loaded
+        .tokenizer
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("this model has no tokenizer"))?;
+    // Text a snapshot has not read into memory yet comes first.
+    let (state, mut ids) = match &args.memory {
+        Some(path) => {
+            let snapshot = load_snapshot(&loaded.model, path)?;
+            eprintln!(
+                "memory: {} ({} tokens read)",
+                path.display(),
+                snapshot.state.tokens_read[0] + snapshot.pending.len()
+            );
+            (snapshot.state, snapshot.pending)
+        }
+        None => (loaded.model.empty_state(1), Vec::new()),
+    };
+    if let Some(path) = &args.document {
+        let text = super::read_prompt(None, Some(path.clone()))
+            .with_context(|| format!("reading the document {}", path.display()))?;
+        ids.extend(tokenizer.encode(&text, false)?);
+    }
+    ids.extend(prompt_ids(args, tokenizer, prompt.as_deref())?);
+    let stop = stop_tokens(loaded.model.llm.config().eos_token_ids.clone(), tokenizer);
+    // Long inputs show their reading: every chunk but the last goes into memory.
+    let bar = super::token_bar(ids.len(), "reading");
+    if ids.len() <= loaded.model.comet.chunk_size {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut decoder = CometDecoder::new(&loaded.model, state).with_progress(|n| {
+        bar.inc(n as u64);
+        if bar.position() >= ids.len() as u64 {
+            bar.finish_and_clear(); // before the answer is printed
+        }
+    });
+    stream(args, tokenizer, &mut decoder, &ids, stop)
 }
 
 /// Generates with `decoder`, printing text as it comes and the throughput at the end.

@@ -31,59 +31,19 @@ pub fn attention_backward(
     mask: Mask,
     scale: f32,
 ) -> [Vec<f32>; 3] {
-    check(&q, &k, &v, &mask);
+    check_backward(&q, &k, &v, out, &grad, lse, &mask);
     let [batch, heads, queries, dim] = q.shape;
     let [_, kv_heads, keys, dim_v] = v.shape;
-    assert_eq!(
-        grad.shape,
-        [batch, heads, queries, dim_v],
-        "attention backward: grad shape"
-    );
-    assert!(
-        grad.in_bounds(),
-        "attention backward: grad strides out of bounds"
-    );
-    assert_eq!(
-        out.len(),
-        batch * heads * queries * dim_v,
-        "attention backward: output"
-    );
-    assert_eq!(
-        lse.len(),
-        batch * heads * queries,
-        "attention backward: lse"
-    );
     let mut dk = vec![0f32; batch * kv_heads * keys * dim];
     let mut dv = vec![0f32; batch * kv_heads * keys * dim_v];
     let mut dq = vec![0f32; batch * heads * queries * dim];
     if dq.is_empty() || keys == 0 {
         return [dq, dk, dv];
     }
-    // D_i = dO_i . O_i: the softmax's backward needs it once per query row.
-    let delta: Vec<f32> = (0..batch * heads * queries)
-        .map(|row| {
-            let at = grad.row(
-                row / (heads * queries),
-                row / queries % heads,
-                row % queries,
-            );
-            let o = &out[row * dim_v..][..dim_v];
-            (0..dim_v)
-                .map(|d| grad.data[at + d * grad.strides[3]] * o[d])
-                .sum()
-        })
-        .collect();
-    let pass = Pass {
-        q,
-        k,
-        v,
-        grad,
-        lse,
-        delta: &delta,
-        mask,
-        scale,
-        groups: heads / kv_heads,
-    };
+    let delta = row_deltas(&grad, out);
+    let groups = heads / kv_heads;
+    #[rustfmt::skip]
+    let pass = Pass { q, k, v, grad, lse, delta: &delta, mask, scale, groups };
     let tiles = keys.div_ceil(KEY_TILE);
     let dst = [Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr())];
     let parts: Vec<(usize, Vec<f32>)> = (0..batch * kv_heads * tiles)
@@ -98,15 +58,51 @@ pub fn attention_backward(
         })
         .collect();
     // Each unit's query gradients cover its group's heads: summed over key tiles.
-    let per_head = queries * dim;
+    let per_unit = pass.groups * queries * dim;
     for (bkv, part) in parts {
-        let first = bkv * pass.groups * per_head;
-        dq[first..first + part.len()]
-            .iter_mut()
-            .zip(&part)
-            .for_each(|(d, p)| *d += p);
+        let dst = &mut dq[bkv * per_unit..][..per_unit];
+        dst.iter_mut().zip(&part).for_each(|(d, p)| *d += p);
     }
     [dq, dk, dv]
+}
+
+/// The checks of [`attention`](super::attention), and the backward pass's own inputs'.
+fn check_backward(
+    q: &Strided,
+    k: &Strided,
+    v: &Strided,
+    out: &[f32],
+    grad: &Strided,
+    lse: &[f32],
+    mask: &Mask,
+) {
+    check(q, k, v, mask);
+    let [batch, heads, queries, _] = q.shape;
+    let dim_v = v.shape[3];
+    let rows = batch * heads * queries;
+    let shape = [batch, heads, queries, dim_v];
+    assert_eq!(grad.shape, shape, "attention backward: grad shape");
+    assert!(grad.in_bounds(), "attention backward: grad strides");
+    assert_eq!(out.len(), rows * dim_v, "attention backward: output length");
+    assert_eq!(lse.len(), rows, "attention backward: lse length");
+}
+
+/// `D_i = dO_i . O_i` for every query row: the softmax's backward needs it once per row.
+fn row_deltas(grad: &Strided, out: &[f32]) -> Vec<f32> {
+    let [_, heads, queries, dim_v] = grad.shape;
+    (0..out.len() / dim_v.max(1))
+        .map(|row| {
+            let at = grad.row(
+                row / (heads * queries),
+                row / queries % heads,
+                row % queries,
+            );
+            let o = &out[row * dim_v..][..dim_v];
+            (0..dim_v)
+                .map(|d| grad.data[at + d * grad.strides[3]] * o[d])
+                .sum()
+        })
+        .collect()
 }
 
 /// Inputs shared by every unit.
@@ -125,6 +121,20 @@ struct Pass<'a> {
 /// A matrix operand: pointer, row stride, column stride.
 #[derive(Clone, Copy)]
 struct View(*const f32, isize, isize);
+
+impl View {
+    /// The transpose (strides swapped).
+    fn t(self) -> View {
+        View(self.0, self.2, self.1)
+    }
+}
+
+/// A unit's gradients: its key tile's dK and dV rows, and its heads' dQ.
+struct Grads {
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+    dq: Vec<f32>,
+}
 
 /// `dst (+)= scale * lhs rhs` for `[m, k] x [k, n]`, `dst` row-major with row stride `n`.
 unsafe fn mm([m, n, k]: [usize; 3], dst: *mut f32, add: bool, lhs: View, rhs: View, scale: f32) {
@@ -193,101 +203,130 @@ impl Pass<'_> {
         let [_, _, queries, dim] = self.q.shape;
         let [_, kv_heads, n_keys, dim_v] = self.v.shape;
         let width = keys.len();
-        let (mut dk_t, mut dv_t) = (vec![0f32; width * dim], vec![0f32; width * dim_v]);
-        let mut dq = vec![0f32; self.groups * queries * dim];
+        let mut acc = Grads {
+            dk: vec![0f32; width * dim],
+            dv: vec![0f32; width * dim_v],
+            dq: vec![0f32; self.groups * queries * dim],
+        };
         let mut t = Tile::default();
         let (k, v) = (&self.k, &self.v);
-        let kt = View(
-            k.data.as_ptr().add(k.row(b, kv, keys.start)),
-            k.strides[2] as isize,
-            k.strides[3] as isize,
-        );
-        let vt = View(
-            v.data.as_ptr().add(v.row(b, kv, keys.start)),
-            v.strides[2] as isize,
-            v.strides[3] as isize,
-        );
+        let at = |x: &Strided| {
+            let ptr = x.data.as_ptr().add(x.row(b, kv, keys.start));
+            View(ptr, x.strides[2] as isize, x.strides[3] as isize)
+        };
+        let (kt, vt) = (at(k), at(v));
         for first in (0..queries).step_by(QUERY_BLOCK) {
-            let rows_b = QUERY_BLOCK.min(queries - first);
+            let count = QUERY_BLOCK.min(queries - first);
             // A causal block whose last query sees none of these keys has nothing here.
-            if matches!(self.mask, Mask::Causal) && n_keys - queries + first + rows_b <= keys.start
-            {
+            let causal = matches!(self.mask, Mask::Causal);
+            if causal && n_keys - queries + first + count <= keys.start {
                 continue;
             }
-            let rows = self.groups * rows_b;
             let block = QueryBlock {
                 b,
                 kv,
                 first,
-                count: rows_b,
+                count,
             };
             self.gather(block, &mut t);
-            t.p.resize(rows * width, 0.0);
-            // P = softmax rows recomputed: exp(scale q k - lse), hidden keys 0.
-            mm(
-                [rows, width, dim],
-                t.p.as_mut_ptr(),
-                false,
-                View(t.q.as_ptr(), dim as isize, 1),
-                View(kt.0, kt.2, kt.1),
-                self.scale,
-            );
-            self.probabilities(block, keys.start, &mut t.p);
-            // dV += P^T dO
-            mm(
-                [width, dim_v, rows],
-                dv_t.as_mut_ptr(),
-                true,
-                View(t.p.as_ptr(), 1, width as isize),
-                View(t.grad.as_ptr(), dim_v as isize, 1),
-                1.0,
-            );
-            // dP = dO V^T, then dS = P (dP - D)
-            t.ds.resize(rows * width, 0.0);
-            mm(
-                [rows, width, dim_v],
-                t.ds.as_mut_ptr(),
-                false,
-                View(t.grad.as_ptr(), dim_v as isize, 1),
-                View(vt.0, vt.2, vt.1),
-                1.0,
-            );
-            self.softmax_backward(block, &t.p, &mut t.ds, width);
-            // dK += scale dS^T Q;  dQ = scale dS K
-            mm(
-                [width, dim, rows],
-                dk_t.as_mut_ptr(),
-                true,
-                View(t.ds.as_ptr(), 1, width as isize),
-                View(t.q.as_ptr(), dim as isize, 1),
-                self.scale,
-            );
-            t.dq.resize(rows * dim, 0.0);
-            mm(
-                [rows, dim, width],
-                t.dq.as_mut_ptr(),
-                false,
-                View(t.ds.as_ptr(), width as isize, 1),
-                kt,
-                self.scale,
-            );
-            for (r, row) in t.dq.chunks_exact(dim).enumerate() {
-                let (g, i) = (r / rows_b, first + r % rows_b);
-                let acc = &mut dq[(g * queries + i) * dim..][..dim];
-                acc.iter_mut().zip(row).for_each(|(a, x)| *a += x);
-            }
+            self.score_gradients(block, keys.start, [kt, vt], width, &mut t);
+            self.accumulate(block, kt, width, &mut t, &mut acc);
         }
         let head = b * kv_heads + kv;
-        for (j, (rk, rv)) in dk_t
-            .chunks_exact(dim)
-            .zip(dv_t.chunks_exact(dim_v))
-            .enumerate()
-        {
+        let rows = acc.dk.chunks_exact(dim).zip(acc.dv.chunks_exact(dim_v));
+        for (j, (rk, rv)) in rows.enumerate() {
             let key = head * n_keys + keys.start + j;
             std::ptr::copy_nonoverlapping(rk.as_ptr(), dk.0.add(key * dim), dim);
             std::ptr::copy_nonoverlapping(rv.as_ptr(), dv.0.add(key * dim_v), dim_v);
         }
-        dq
+        acc.dq
+    }
+
+    /// The block's probabilities `P` (recomputed from the log-sum-exp) into `t.p`, and the
+    /// gradients of its scores `dS = P (dO V^T - D)` into `t.ds`.
+    unsafe fn score_gradients(
+        &self,
+        block: QueryBlock,
+        key0: usize,
+        [kt, vt]: [View; 2],
+        width: usize,
+        t: &mut Tile,
+    ) {
+        let (dim, dim_v) = (self.q.shape[3], self.v.shape[3]);
+        let rows = self.groups * block.count;
+        t.p.resize(rows * width, 0.0);
+        let q = View(t.q.as_ptr(), dim as isize, 1);
+        mm(
+            [rows, width, dim],
+            t.p.as_mut_ptr(),
+            false,
+            q,
+            kt.t(),
+            self.scale,
+        );
+        self.probabilities(block, key0, &mut t.p);
+        t.ds.resize(rows * width, 0.0);
+        let grad = View(t.grad.as_ptr(), dim_v as isize, 1);
+        mm(
+            [rows, width, dim_v],
+            t.ds.as_mut_ptr(),
+            false,
+            grad,
+            vt.t(),
+            1.0,
+        );
+        self.softmax_backward(block, &t.p, &mut t.ds, width);
+    }
+
+    /// `dV += P^T dO`, `dK += scale dS^T Q`, and the block's `dQ = scale dS K` added to
+    /// its rows.
+    unsafe fn accumulate(
+        &self,
+        block: QueryBlock,
+        kt: View,
+        width: usize,
+        t: &mut Tile,
+        acc: &mut Grads,
+    ) {
+        let [_, _, queries, dim] = self.q.shape;
+        let dim_v = self.v.shape[3];
+        let rows = self.groups * block.count;
+        let (p, ds) = (
+            View(t.p.as_ptr(), width as isize, 1),
+            View(t.ds.as_ptr(), width as isize, 1),
+        );
+        let grad = View(t.grad.as_ptr(), dim_v as isize, 1);
+        let q = View(t.q.as_ptr(), dim as isize, 1);
+        mm(
+            [width, dim_v, rows],
+            acc.dv.as_mut_ptr(),
+            true,
+            p.t(),
+            grad,
+            1.0,
+        );
+        mm(
+            [width, dim, rows],
+            acc.dk.as_mut_ptr(),
+            true,
+            ds.t(),
+            q,
+            self.scale,
+        );
+        t.dq.resize(rows * dim, 0.0);
+        mm(
+            [rows, dim, width],
+            t.dq.as_mut_ptr(),
+            false,
+            ds,
+            kt,
+            self.scale,
+        );
+        for (r, row) in t.dq.chunks_exact(dim).enumerate() {
+            let (g, i) = (r / block.count, block.first + r % block.count);
+            let dq = &mut acc.dq[(g * queries + i) * dim..][..dim];
+            dq.iter_mut().zip(row).for_each(|(a, x)| *a += x);
+        }
     }
 
     /// The block's query rows and output gradients of every head of the group, as
