@@ -688,6 +688,41 @@ fn generate_reads_prompt_ids_and_writes_its_figures() {
     let text_stats: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&text_stats).unwrap()).unwrap();
     assert_eq!(text_stats["generated_ids"], stats["generated_ids"]);
+    // A half-precision cache: the same greedy continuation here; not with CoMeT memory.
+    let half_stats = tmp.path().join("half.json");
+    let half = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "6",
+        "--ignore-eos",
+        "--kv-cache",
+        "f16",
+        "--stats-json",
+        half_stats.to_str().unwrap(),
+    ]);
+    assert!(
+        half.status.success(),
+        "{}",
+        String::from_utf8_lossy(&half.stderr)
+    );
+    let half_stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&half_stats).unwrap()).unwrap();
+    assert_eq!(half_stats["generated_ids"], stats["generated_ids"]);
+    let comet_half = comet(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--comet",
+        "--kv-cache",
+        "f16",
+    ]);
+    assert_fails(&comet_half, 1, "--kv-cache applies to plain decoding");
     let cut = comet(&[
         "generate",
         "--model",
