@@ -13,32 +13,21 @@ use burn::tensor::Distribution;
 use comet::kernels::{kernels, with_generic};
 use comet::model::AttentionMask;
 
-/// Output and the gradients of `sum(out * w)` for q, k, v.
-fn run<B: AutodiffBackend>(
+mod common;
+
+/// Attention's output and gradients for q, k, v (`inputs`: q, k, v, and the weights of the
+/// summed output).
+fn attention<B: AutodiffBackend>(
     inputs: &[Tensor<Flex, 4>; 4],
     mask: Option<&Tensor<Flex, 4, Bool>>,
 ) -> Vec<Vec<f32>> {
-    let device = Default::default();
-    let lift = |t: &Tensor<Flex, 4>| Tensor::<B, 4>::from_data(t.to_data(), &device).require_grad();
-    let [q, k, v] = [&inputs[0], &inputs[1], &inputs[2]].map(lift);
-    let w = Tensor::<B, 4>::from_data(inputs[3].to_data(), &device);
     let mask = match mask {
-        Some(m) => AttentionMask::Explicit(Tensor::from_data(m.to_data(), &device)),
+        Some(m) => AttentionMask::Explicit(Tensor::from_data(m.to_data(), &Default::default())),
         None => AttentionMask::Causal,
     };
-    let out = kernels::<B>().attention(q.clone(), k.clone(), v.clone(), &mask);
-    let grads = (out.clone() * w).sum().backward();
-    let mut all = vec![out.into_data().to_vec().unwrap()];
-    for t in [q, k, v] {
-        all.push(
-            t.grad(&grads)
-                .expect("a gradient")
-                .into_data()
-                .to_vec()
-                .unwrap(),
-        );
-    }
-    all
+    grads_of(&inputs[..3], &inputs[3], |t: &[Tensor<B, 4>]| {
+        kernels::<B>().attention(t[0].clone(), t[1].clone(), t[2].clone(), &mask)
+    })
 }
 
 fn assert_agree(fast: &[Vec<f32>], generic: &[Vec<f32>], what: &str) {
@@ -87,11 +76,12 @@ fn attention_gradients_agree_with_burns_composition() {
         ];
         let mask = explicit.then(|| random([2, 1, queries, keys]).greater_elem(0.5));
         let what = format!("{kvh} kv heads x {groups}, {queries} x {keys}, explicit {explicit}");
-        let fast = run::<Autodiff<Flex>>(&inputs, mask.as_ref());
-        let generic = with_generic(|| run::<Autodiff<Flex>>(&inputs, mask.as_ref()));
+        let fast = attention::<Autodiff<Flex>>(&inputs, mask.as_ref());
+        let generic = with_generic(|| attention::<Autodiff<Flex>>(&inputs, mask.as_ref()));
         assert_agree(&fast, &generic, &what);
         if queries == keys && kvh == 3 {
-            let balanced = run::<Autodiff<Flex, BalancedCheckpointing>>(&inputs, mask.as_ref());
+            let balanced =
+                attention::<Autodiff<Flex, BalancedCheckpointing>>(&inputs, mask.as_ref());
             assert_agree(
                 &balanced,
                 &generic,
@@ -170,31 +160,13 @@ fn row_operation_gradients_agree_with_burns_compositions() {
     assert_agree(&run(), &with_generic(run), "rms norm");
 
     // RoPE at arbitrary positions, on queries read as a transposed view.
-    let config = comet::config::ModelConfig {
-        architecture: comet::config::Architecture::Llama,
-        vocab_size: 11,
-        hidden_size: 80,
-        intermediate_size: 12,
-        num_layers: 1,
-        num_heads: 5,
-        num_kv_heads: 5,
-        head_dim: 16,
-        rope_theta: 10000.0,
-        rope_scaling: None,
-        rms_norm_eps: 1e-5,
-        tie_word_embeddings: true,
-        attention_bias: false,
-        qk_norm: false,
-        max_position_embeddings: 512,
-        eos_token_ids: vec![],
-        bos_token_id: None,
-    };
+    let config = common::tiny_config(true);
     let positions: Vec<i64> = (0..2 * 33).map(|p| (p * 37 % 500) as i64).collect();
     let tables = comet::model::Rope::new(&config).tables(Tensor::<B, 2, Int>::from_data(
         TensorData::new(positions, [2, 33]),
         &device,
     ));
-    let (x, w) = (random([2, 33, 5, 16]), random([2, 5, 33, 16]));
+    let (x, w) = (random([2, 33, 4, 8]), random([2, 4, 33, 8]));
     let rope = |t: &[Tensor<B, 4>]| kernels::<B>().rope(t[0].clone().swap_dims(1, 2), &tables);
     let fast = grads_of(std::slice::from_ref(&x), &w, rope);
     let generic = with_generic(|| grads_of(&[x], &w, rope));

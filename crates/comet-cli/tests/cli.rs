@@ -642,75 +642,45 @@ fn generate_reads_prompt_ids_and_writes_its_figures() {
     let ids = tmp.path().join("ids.json");
     // "The capital of France is" and a tail the cut drops.
     std::fs::write(&ids, r#"{"ids": [504, 3575, 282, 4649, 314, 1, 2, 3]}"#).unwrap();
-    let stats = tmp.path().join("stats.json");
     let model = smollm2();
-    let out = comet(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
+    // Six greedy tokens after `prompt`; the stdout and the stats JSON.
+    let generate = |name: &str, prompt: &[&str]| {
+        let stats = tmp.path().join(name);
+        let mut args = vec!["generate", "--model", model.to_str().unwrap()];
+        args.extend_from_slice(prompt);
+        args.extend_from_slice(&["--max-new-tokens", "6", "--ignore-eos"]);
+        args.extend_from_slice(&["--stats-json", stats.to_str().unwrap()]);
+        let out = comet(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = std::fs::read_to_string(&stats).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            stdout,
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        )
+    };
+    let five = [
         "--prompt-ids",
         ids.to_str().unwrap(),
         "--prompt-tokens",
         "5",
-        "--max-new-tokens",
-        "6",
-        "--ignore-eos",
-        "--stats-json",
-        stats.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    ];
+    let (_, stats) = generate("stats.json", &five);
     assert_eq!(stats["prefill_tokens"], 5);
     assert_eq!(stats["decode_tokens"], 5);
     assert_eq!(stats["generated_ids"].as_array().unwrap().len(), 6);
     assert!(stats["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
     // The same prompt as text: the same ids, so the same greedy continuation.
-    let text_stats = tmp.path().join("text.json");
-    let text = comet(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "The capital of France is",
-        "--max-new-tokens",
-        "6",
-        "--ignore-eos",
-        "--stats-json",
-        text_stats.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&text.stdout);
+    let text = ["--prompt", "The capital of France is"];
+    let (stdout, text_stats) = generate("text.json", &text);
     assert!(stdout.contains("Paris"), "{stdout}");
-    let text_stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&text_stats).unwrap()).unwrap();
     assert_eq!(text_stats["generated_ids"], stats["generated_ids"]);
     // A half-precision cache: the same greedy continuation here; not with CoMeT memory.
-    let half_stats = tmp.path().join("half.json");
-    let half = comet(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "The capital of France is",
-        "--max-new-tokens",
-        "6",
-        "--ignore-eos",
-        "--kv-cache",
-        "f16",
-        "--stats-json",
-        half_stats.to_str().unwrap(),
-    ]);
-    assert!(
-        half.status.success(),
-        "{}",
-        String::from_utf8_lossy(&half.stderr)
-    );
-    let half_stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&half_stats).unwrap()).unwrap();
+    let (_, half_stats) = generate("half.json", &[&text[..], &["--kv-cache", "f16"]].concat());
     assert_eq!(half_stats["generated_ids"], stats["generated_ids"]);
     let comet_half = comet(&[
         "generate",
