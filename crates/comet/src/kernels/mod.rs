@@ -6,6 +6,7 @@
 //! `COMET_KERNELS=generic` (or [`with_generic`] in tests) forces the generic path, to
 //! compare the two.
 
+#[cfg(feature = "flex")]
 use std::any::Any;
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -127,6 +128,7 @@ pub fn kernels<B: Backend>() -> &'static dyn Kernels<B> {
     &Generic
 }
 
+#[cfg(feature = "flex")]
 /// `x` as a `U` when `T` and `U` are the same type (a backend known only as `B` that is in
 /// fact flex), else `x` back.
 fn same_type<T: 'static, U: 'static>(x: T) -> Result<U, T> {
@@ -137,6 +139,7 @@ fn same_type<T: 'static, U: 'static>(x: T) -> Result<U, T> {
     }
 }
 
+#[cfg(feature = "flex")]
 /// `x` as the `U` it is known to be (a flex tensor handed back as `Tensor<B, _>`).
 fn known_same<T: 'static, U: 'static>(x: T) -> U {
     same_type(x).unwrap_or_else(|_| unreachable!("called only where B is the same type"))
