@@ -136,31 +136,43 @@ fn last_chunk_loss_reaches_every_layer_memory_and_the_first_chunk() {
     assert_eq!(row0, 0.0, "a token that never appears got a gradient");
 }
 
+/// Each ablation switch, flipped on the same weights, runs (training loss, prefill, a
+/// decoding step) and changes what the model computes.
 #[test]
-fn ablation_switches_run() {
+fn ablation_switches_run_and_change_the_output() {
     let ids = tokens(40, 8, 0, 64);
+    let full = model(tiny_comet(), true);
+    let prefill = |model: &CometModel<B>| {
+        let mut decoder = CometDecoder::new(model, model.empty_state(1));
+        let logits = decoder.prefill(&ids).unwrap();
+        decoder.step(3).unwrap();
+        logits
+    };
+    let reference = prefill(&full);
     for (gate, temp, global) in [
         (false, true, true),
         (true, false, true),
         (true, true, false),
         (true, false, false),
     ] {
-        let config = CometConfig {
-            use_gate: gate,
-            use_temp: temp,
-            use_global: global,
-            ..tiny_comet()
-        };
-        let model = model(config, true);
+        let mut model = full.clone();
+        model.comet.use_gate = gate;
+        model.comet.use_temp = temp;
+        model.comet.use_global = global;
         let loss: f32 = model
             .loss(&[Sequence::language_model(ids.clone())])
             .unwrap()
             .into_scalar();
         assert!(loss.is_finite());
-        let mut decoder = CometDecoder::new(&model, model.empty_state(1));
-        let logits = decoder.prefill(&ids).unwrap();
+        let logits = prefill(&model);
         assert!(logits.iter().all(|l| l.is_finite()));
-        decoder.step(3).unwrap();
+        let change = logits
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let what = format!("gate {gate}, temporary {temp}, global {global}");
+        assert!(change > 1e-4, "{what}: logits unchanged ({change})");
     }
 }
 
