@@ -1,11 +1,13 @@
 //! GFLOP/s of the CPU matmul kernel on the model's shapes (and the weights' read rate):
-//! `cargo run --release --example gemm_bench`.
+//! `cargo run --release --example gemm_bench [-- --json]` (`--json`: one JSON object a
+//! shape, as `scripts/gemm_vs_blas.sh` reads them beside OpenBLAS and MKL).
 
 use std::time::Instant;
 
 use comet_kernels::{matmul, Matrix};
 
 fn main() {
+    let json = std::env::args().any(|a| a == "--json");
     // (rows, d_in, d_out, weight stored transposed as a tied output head is)
     let shapes = [
         (1024, 576, 1536, false),
@@ -40,6 +42,12 @@ fn main() {
         let best = (0..reps).map(|_| run()).fold(f64::INFINITY, f64::min);
         let gbs = 4.0 * (k * n) as f64 / best / 1e9;
         let flops = 2.0 * (m * n * k) as f64 / best / 1e9;
+        if json {
+            println!(
+                "{{\"program\": \"comet-kernels\", \"m\": {m}, \"k\": {k}, \"n\": {n}, \"transposed\": {transposed}, \"gflops\": {flops:.2}, \"seconds\": {best:.6}}}"
+            );
+            continue;
+        }
         let t = if transposed { " (w^T)" } else { "" };
         println!("{m}x{k}x{n}{t}: {flops:.1} GFLOP/s, weights read at {gbs:.1} GB/s");
     }
