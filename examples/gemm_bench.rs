@@ -38,7 +38,9 @@ fn main() {
             std::hint::black_box(matmul(x, w, None));
             start.elapsed().as_secs_f64()
         };
-        let reps = if m * n * k > 1 << 28 { 3 } else { 20 };
+        // A warm-up run, then the best of several.
+        run();
+        let reps = if m * n * k > 1 << 28 { 5 } else { 20 };
         let best = (0..reps).map(|_| run()).fold(f64::INFINITY, f64::min);
         let gbs = 4.0 * (k * n) as f64 / best / 1e9;
         let flops = 2.0 * (m * n * k) as f64 / best / 1e9;

@@ -24,6 +24,6 @@ jq -r '"| shape (rows x d_in x d_out) | comet-kernels | OpenBLAS (numpy) | MKL (
     "| \(.[0].m) x \(.[0].k) x \(.[0].n)\(if .[0].transposed then " (tied head)" else "" end) | " +
     ([("comet-kernels", "OpenBLAS (numpy)", "MKL (torch.mm)") as $p | (map(select(.program == $p)) | first | .gflops | tostring)] | join(" | ")) + " |"),
   "",
-  "GFLOP/s, \(.threads) threads, best of 3-20 runs; commit \(.commit); numpy \(.versions.numpy.version) (\(.versions.numpy.blas)), torch \(.versions.torch.version)."' \
+  "GFLOP/s, \(.threads) threads, best of 5-20 runs after a warm-up; commit \(.commit); numpy \(.versions.numpy.version) (\(.versions.numpy.blas)), torch \(.versions.torch.version)."' \
   results/perf/gemm.json > results/perf/gemm.md
 cat results/perf/gemm.md

@@ -15,6 +15,7 @@ SHAPES = [  # (rows, d_in, d_out, weight stored transposed as a tied output head
 
 
 def best(f, reps: int) -> float:
+    f()  # warm-up: thread pools started, buffers allocated
     times = []
     for _ in range(reps):
         start = time.perf_counter()
@@ -36,7 +37,7 @@ def main() -> None:
     versions = {"numpy": {"version": np.__version__, "blas": f"{np_blas['name']} {np_blas['version']}"},
                 "torch": {"version": torch.__version__, "blas": "MKL" if torch.backends.mkl.is_available() else "?"}}
     for m, k, n, transposed in SHAPES:
-        reps = 3 if m * n * k > 1 << 28 else 20
+        reps = 5 if m * n * k > 1 << 28 else 20
         x = np.full((m, k), 0.5, dtype=np.float32)
         w = np.full((n, k) if transposed else (k, n), 0.25, dtype=np.float32)
         wv = w.T if transposed else w
