@@ -1,6 +1,7 @@
 //! The model's hot operations behind one extension point: [`Kernels`] has Burn's generic
-//! ops as its default (every backend: WGPU, CUDA, ndarray, autodiff) and a fast CPU
-//! implementation for flex (`comet-kernels`), picked at run time by backend type, so the
+//! ops as its default (every backend: WGPU, CUDA, ndarray, and autodiff over them) and fast
+//! CPU implementations (`comet-kernels`) for flex and, for training, for autodiff over flex
+//! (operations with their own backward passes), picked at run time by backend type, so the
 //! model stays written once over `B: Backend`.
 //!
 //! `COMET_KERNELS=generic` (or [`with_generic`] in tests) forces the generic path, to
