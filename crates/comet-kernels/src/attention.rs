@@ -221,6 +221,90 @@ struct Block {
     keys: std::ops::Range<usize>,
 }
 
+impl Block {
+    /// (head, query) of the block's row `r` (rows are head-major: `groups x rows`).
+    fn head_row(&self, groups: usize, r: usize) -> (usize, usize) {
+        (self.kv * groups + r / self.rows, self.first + r % self.rows)
+    }
+}
+
+/// Rows `block.first..` of every head of the block's group of `x`, gathered into one
+/// contiguous matrix `[groups * rows, dim]` (head-major).
+fn gather_rows(x: &Strided, block: &Block, groups: usize, out: &mut Vec<f32>) {
+    let dim = x.shape[3];
+    out.clear();
+    for h in block.kv * groups..(block.kv + 1) * groups {
+        for i in block.first..block.first + block.rows {
+            let at = x.row(block.b, h, i);
+            out.extend((0..dim).map(|d| x.data[at + d * x.strides[3]]));
+        }
+    }
+}
+
+impl Mask<'_> {
+    /// How many of the `width` keys from `key0` query `i` of `queries` over `keys` sees
+    /// under a causal mask (aligned bottom-right).
+    fn causal_seen(queries: usize, keys: usize, i: usize, key0: usize, width: usize) -> usize {
+        (keys - queries + i + 1).saturating_sub(key0).min(width)
+    }
+
+    /// Sets `row[j]` (key `key0 + j` of query `i` of head `h`) to `value` where an explicit
+    /// mask hides it; other masks leave the row alone.
+    fn set_hidden(&self, [b, h, i]: [usize; 3], key0: usize, row: &mut [f32], value: f32) {
+        if let Mask::Explicit {
+            data,
+            offset,
+            strides,
+        } = *self
+        {
+            let start =
+                offset + b * strides[0] + h * strides[1] + i * strides[2] + key0 * strides[3];
+            for (j, s) in row.iter_mut().enumerate() {
+                if data[start + j * strides[3]] != 0 {
+                    *s = value;
+                }
+            }
+        }
+    }
+}
+
+/// A GEMM operand: pointer, row stride, column stride.
+#[derive(Clone, Copy)]
+struct View(*const f32, isize, isize);
+
+impl View {
+    /// The transpose (strides swapped).
+    fn t(self) -> View {
+        View(self.0, self.2, self.1)
+    }
+}
+
+/// `dst (+)= scale * lhs rhs` for `[m, k] x [k, n]`, `dst` row-major with row stride `n`,
+/// on the calling thread.
+unsafe fn mm([m, n, k]: [usize; 3], dst: *mut f32, add: bool, lhs: View, rhs: View, scale: f32) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        add,
+        lhs.0,
+        lhs.2,
+        lhs.1,
+        rhs.0,
+        rhs.2,
+        rhs.1,
+        if add { 1.0 } else { 0.0 },
+        scale,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
 /// Per-thread buffers, reused across blocks.
 #[derive(Default)]
 struct Scratch {
@@ -283,7 +367,7 @@ impl<K: Element> Context<'_, K> {
             _ => block.keys.end,
         };
         let width = end.saturating_sub(block.keys.start);
-        self.gather_queries(block, &mut scratch.queries);
+        gather_rows(&self.q, block, self.groups, &mut scratch.queries);
         scratch.scores.clear();
         scratch.scores.resize(rows * width, 0.0);
         let mut part = Partial {
@@ -307,8 +391,7 @@ impl<K: Element> Context<'_, K> {
             )
         };
         for (r, row) in scratch.scores.chunks_exact_mut(width).enumerate() {
-            let (g, i) = (r / block.rows, block.first + r % block.rows);
-            let h = block.kv * self.groups + g;
+            let (h, i) = block.head_row(self.groups, r);
             (part.max[r], part.sum[r]) = self.softmax(block.b, h, i, key0, row);
         }
         // SAFETY: as above.
@@ -322,20 +405,6 @@ impl<K: Element> Context<'_, K> {
             )
         };
         part
-    }
-
-    /// The query rows of every head of the block's group, gathered into one matrix
-    /// `[groups * rows, dim]` (head-major).
-    fn gather_queries(&self, block: &Block, queries: &mut Vec<f32>) {
-        let (q, dim) = (&self.q, self.q.shape[3]);
-        queries.clear();
-        for g in 0..self.groups {
-            let h = block.kv * self.groups + g;
-            for i in block.first..block.first + block.rows {
-                let at = q.row(block.b, h, i);
-                queries.extend((0..dim).map(|d| q.data[at + d * q.strides[3]]));
-            }
-        }
     }
 
     /// `scores = scale * queries k^T` for the keys from `at.2`: one GEMM, or for a few rows
@@ -357,27 +426,15 @@ impl<K: Element> Context<'_, K> {
             };
             return rows::scores(queries, keys, width, self.scale, scores);
         }
-        let (keys, row_stride, col_stride) = f32_rows(k, (b, kv, key0), width, converted);
-        gemm::gemm(
-            rows,
-            width,
-            dim,
+        let keys = f32_rows(k, (b, kv, key0), width, converted);
+        let queries = View(queries.as_ptr(), dim as isize, 1);
+        mm(
+            [rows, width, dim],
             scores.as_mut_ptr(),
-            1,
-            width as isize,
             false,
-            queries.as_ptr(),
-            1,
-            dim as isize,
-            keys,
-            row_stride,
-            col_stride,
-            0.0,
+            queries,
+            keys.t(),
             self.scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         );
     }
 
@@ -400,27 +457,15 @@ impl<K: Element> Context<'_, K> {
             };
             return rows::values(scores, values, width, out);
         }
-        let (values, row_stride, col_stride) = f32_rows(v, (b, kv, key0), width, converted);
-        gemm::gemm(
-            rows,
-            dim_v,
-            width,
+        let values = f32_rows(v, (b, kv, key0), width, converted);
+        let scores = View(scores.as_ptr(), width as isize, 1);
+        mm(
+            [rows, dim_v, width],
             out.as_mut_ptr(),
-            1,
-            dim_v as isize,
             false,
-            scores.as_ptr(),
-            1,
-            width as isize,
+            scores,
             values,
-            col_stride,
-            row_stride,
-            0.0,
             1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         );
     }
 
@@ -432,13 +477,14 @@ impl<K: Element> Context<'_, K> {
         let row = match self.mask {
             Mask::None => row,
             Mask::Causal => {
-                let seen = (keys - queries + i + 1).saturating_sub(key0).min(row.len());
+                let seen = Mask::causal_seen(queries, keys, i, key0, row.len());
                 let (seen, hidden) = row.split_at_mut(seen);
                 hidden.fill(0.0);
                 seen
             }
             Mask::Explicit { .. } => {
-                self.each_hidden(b, h, i, key0, row, f32::NEG_INFINITY);
+                self.mask
+                    .set_hidden([b, h, i], key0, row, f32::NEG_INFINITY);
                 row
             }
         };
@@ -450,27 +496,9 @@ impl<K: Element> Context<'_, K> {
         let sum = exp_sub_sum(row, m);
         // Hidden keys came out as exp(-87) ~ 1e-38: make them exactly 0.
         if let Mask::Explicit { .. } = self.mask {
-            self.each_hidden(b, h, i, key0, row, 0.0);
+            self.mask.set_hidden([b, h, i], key0, row, 0.0);
         }
         (m, sum)
-    }
-
-    /// Sets the scores of the keys query `i` may not see to `value` (explicit masks).
-    fn each_hidden(&self, b: usize, h: usize, i: usize, key0: usize, row: &mut [f32], value: f32) {
-        if let Mask::Explicit {
-            data,
-            offset,
-            strides,
-        } = self.mask
-        {
-            let start =
-                offset + b * strides[0] + h * strides[1] + i * strides[2] + key0 * strides[3];
-            for (j, s) in row.iter_mut().enumerate() {
-                if data[start + j * strides[3]] != 0 {
-                    *s = value;
-                }
-            }
-        }
     }
 
     /// Writes a block's normalised rows to the `[batch, heads, queries, dim_v]` output and
@@ -484,8 +512,7 @@ impl<K: Element> Context<'_, K> {
             .zip(part.out.chunks_exact(dim_v))
             .enumerate()
         {
-            let (g, i) = (r / block.rows, block.first + r % block.rows);
-            let h = block.kv * self.groups + g;
+            let (h, i) = block.head_row(self.groups, r);
             let at = ((block.b * heads + h) * queries + i) * dim_v;
             let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
             if sum > 0.0 {
@@ -498,20 +525,20 @@ impl<K: Element> Context<'_, K> {
     }
 }
 
-/// Rows `at.2..at.2 + width` of head `(at.0, at.1)` of `x` as `f32` for a GEMM: a pointer
-/// with its row and column strides, in place for `f32`, else converted into `buf`.
+/// Rows `at.2..at.2 + width` of head `(at.0, at.1)` of `x` as an `f32` GEMM operand
+/// `[width, dim]`: in place for `f32`, else converted into `buf`.
 fn f32_rows<K: Element>(
     x: &Strided<K>,
     (b, h, first): (usize, usize, usize),
     width: usize,
     buf: &mut Vec<f32>,
-) -> (*const f32, isize, isize) {
+) -> View {
     let dim = x.shape[3];
     if K::IS_F32 {
         let data = x.data.as_ptr().cast::<f32>();
         // SAFETY: `check` verified every row and column lies inside `data`.
         let at = unsafe { data.add(x.row(b, h, first)) };
-        return (at, x.strides[2] as isize, x.strides[3] as isize);
+        return View(at, x.strides[2] as isize, x.strides[3] as isize);
     }
     buf.clear();
     buf.resize(width * dim, 0.0);
@@ -525,7 +552,7 @@ fn f32_rows<K: Element>(
             }
         }
     }
-    (buf.as_ptr(), dim as isize, 1)
+    View(buf.as_ptr(), dim as isize, 1)
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
     }
     let threads = rayon::current_num_threads();
     if m <= GEMV_ROWS && w.strides[1] == 1 && x.strides[1] == 1 {
-        gemv(x, w, &mut out, threads);
+        out = gemv_many(x, &[w], threads).pop().expect("one weight");
     } else if m <= GEMV_ROWS && w.strides[0] == 1 && x.strides[1] == 1 {
         gemv_transposed(x, w, &mut out, threads);
     } else if m <= FEW_ROWS && threads > 1 {
@@ -74,11 +74,16 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
         unsafe { product(x, w, Out(out.as_mut_ptr()), [m, n], 0..n, parallelism) };
     }
     if let Some(bias) = bias {
-        for row in out.chunks_exact_mut(n) {
-            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
-        }
+        add_bias(&mut out, bias);
     }
     out
+}
+
+/// `bias` added to every row of `out` (rows of `bias.len()`).
+fn add_bias(out: &mut [f32], bias: &[f32]) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+    }
 }
 
 /// `x w_t (+ bias_t)` for several weights `w_t` `[k, n_t]` of the same input (a layer's
@@ -110,9 +115,7 @@ pub fn matmul_many(x: Matrix, ws: &[Matrix], biases: &[Option<&[f32]>]) -> Vec<V
     for ((out, w), bias) in outs.iter_mut().zip(ws).zip(biases) {
         if let Some(bias) = bias {
             assert_eq!(bias.len(), w.shape[1], "matmul_many: bias length");
-            for row in out.chunks_exact_mut(w.shape[1]) {
-                row.iter_mut().zip(*bias).for_each(|(o, b)| *o += b);
-            }
+            add_bias(out, bias);
         }
     }
     outs
@@ -121,15 +124,10 @@ pub fn matmul_many(x: Matrix, ws: &[Matrix], biases: &[Option<&[f32]>]) -> Vec<V
 /// Rows up to which a row-major weight is streamed once, split by its rows over threads.
 const GEMV_ROWS: usize = 4;
 
-/// `x w` for a few rows of `x`: each thread reads a contiguous band of `w`'s rows once and
-/// adds `x[i, r] * w[r, :]` into its own partial output; the partials are summed. Reading
-/// the weight in order is what a decoding step's time is made of.
-fn gemv(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
-    let sum = gemv_many(x, &[w], threads).pop().expect("one weight");
-    out.copy_from_slice(&sum);
-}
-
-/// [`gemv`] for several weights at once: each band covers the same rows of all of them.
+/// `x w_t` for a few rows of `x` and each weight `w_t`: each thread reads a contiguous band
+/// of rows of every weight once and adds `x[i, r] * w_t[r, :]` into its own partial outputs;
+/// the partials are summed. Reading the weights in order is what a decoding step's time is
+/// made of.
 fn gemv_many(x: Matrix, ws: &[Matrix], threads: usize) -> Vec<Vec<f32>> {
     let [m, k] = x.shape;
     let bands = (2 * threads).min(k).max(1);
@@ -169,11 +167,11 @@ fn gemv_transposed(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
     let ([m, k], n) = (x.shape, w.shape[1]);
     let band = n.div_ceil(4 * threads).max(1);
     let dst = Out(out.as_mut_ptr());
+    let rows: Vec<&[f32]> = (0..m)
+        .map(|i| &x.data[x.offset + i * x.strides[0]..][..k])
+        .collect();
     (0..n.div_ceil(band)).into_par_iter().for_each(|b| {
         let cols = b * band..((b + 1) * band).min(n);
-        let rows: Vec<&[f32]> = (0..m)
-            .map(|i| &x.data[x.offset + i * x.strides[0]..][..k])
-            .collect();
         let column = |j: usize| &w.data[w.offset + j * w.strides[1]..][..k];
         // SAFETY: band `b` writes only columns `cols` of the `[m, n]` output.
         unsafe { dots(&rows, column, cols, dst, n) };

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::{check, Mask, Strided, QUERY_BLOCK};
+use super::{check, gather_rows, mm, Block, Mask, Strided, View, QUERY_BLOCK};
 use crate::Out;
 
 /// Keys per work item.
@@ -118,66 +118,11 @@ struct Pass<'a> {
     groups: usize,
 }
 
-/// A matrix operand: pointer, row stride, column stride.
-#[derive(Clone, Copy)]
-struct View(*const f32, isize, isize);
-
-impl View {
-    /// The transpose (strides swapped).
-    fn t(self) -> View {
-        View(self.0, self.2, self.1)
-    }
-}
-
 /// A unit's gradients: its key tile's dK and dV rows, and its heads' dQ.
 struct Grads {
     dk: Vec<f32>,
     dv: Vec<f32>,
     dq: Vec<f32>,
-}
-
-/// `dst (+)= scale * lhs rhs` for `[m, k] x [k, n]`, `dst` row-major with row stride `n`.
-unsafe fn mm([m, n, k]: [usize; 3], dst: *mut f32, add: bool, lhs: View, rhs: View, scale: f32) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        n as isize,
-        add,
-        lhs.0,
-        lhs.2,
-        lhs.1,
-        rhs.0,
-        rhs.2,
-        rhs.1,
-        if add { 1.0 } else { 0.0 },
-        scale,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
-}
-
-/// Queries `first..first + count` of every query head sharing key/value head `kv`.
-#[derive(Clone, Copy)]
-struct QueryBlock {
-    b: usize,
-    kv: usize,
-    first: usize,
-    count: usize,
-}
-
-impl QueryBlock {
-    /// (head, query) of the block's row `r` (head-major).
-    fn row(&self, groups: usize, r: usize) -> (usize, usize) {
-        (
-            self.kv * groups + r / self.count,
-            self.first + r % self.count,
-        )
-    }
 }
 
 /// Per-unit buffers.
@@ -222,15 +167,12 @@ impl Pass<'_> {
             if causal && n_keys - queries + first + count <= keys.start {
                 continue;
             }
-            let block = QueryBlock {
-                b,
-                kv,
-                first,
-                count,
-            };
-            self.gather(block, &mut t);
-            self.score_gradients(block, keys.start, [kt, vt], width, &mut t);
-            self.accumulate(block, kt, width, &mut t, &mut acc);
+            #[rustfmt::skip]
+            let block = Block { b, kv, first, rows: count, keys: keys.clone() };
+            gather_rows(&self.q, &block, self.groups, &mut t.q);
+            gather_rows(&self.grad, &block, self.groups, &mut t.grad);
+            self.score_gradients(&block, [kt, vt], &mut t);
+            self.accumulate(&block, kt, &mut t, &mut acc);
         }
         let head = b * kv_heads + kv;
         let rows = acc.dk.chunks_exact(dim).zip(acc.dv.chunks_exact(dim_v));
@@ -244,16 +186,9 @@ impl Pass<'_> {
 
     /// The block's probabilities `P` (recomputed from the log-sum-exp) into `t.p`, and the
     /// gradients of its scores `dS = P (dO V^T - D)` into `t.ds`.
-    unsafe fn score_gradients(
-        &self,
-        block: QueryBlock,
-        key0: usize,
-        [kt, vt]: [View; 2],
-        width: usize,
-        t: &mut Tile,
-    ) {
+    unsafe fn score_gradients(&self, block: &Block, [kt, vt]: [View; 2], t: &mut Tile) {
         let (dim, dim_v) = (self.q.shape[3], self.v.shape[3]);
-        let rows = self.groups * block.count;
+        let (rows, width) = (self.groups * block.rows, block.keys.len());
         t.p.resize(rows * width, 0.0);
         let q = View(t.q.as_ptr(), dim as isize, 1);
         mm(
@@ -264,7 +199,7 @@ impl Pass<'_> {
             kt.t(),
             self.scale,
         );
-        self.probabilities(block, key0, &mut t.p);
+        self.probabilities(block, &mut t.p);
         t.ds.resize(rows * width, 0.0);
         let grad = View(t.grad.as_ptr(), dim_v as isize, 1);
         mm(
@@ -280,17 +215,10 @@ impl Pass<'_> {
 
     /// `dV += P^T dO`, `dK += scale dS^T Q`, and the block's `dQ = scale dS K` added to
     /// its rows.
-    unsafe fn accumulate(
-        &self,
-        block: QueryBlock,
-        kt: View,
-        width: usize,
-        t: &mut Tile,
-        acc: &mut Grads,
-    ) {
+    unsafe fn accumulate(&self, block: &Block, kt: View, t: &mut Tile, acc: &mut Grads) {
         let [_, _, queries, dim] = self.q.shape;
         let dim_v = self.v.shape[3];
-        let rows = self.groups * block.count;
+        let (rows, width) = (self.groups * block.rows, block.keys.len());
         let (p, ds) = (
             View(t.p.as_ptr(), width as isize, 1),
             View(t.ds.as_ptr(), width as isize, 1),
@@ -323,76 +251,35 @@ impl Pass<'_> {
             self.scale,
         );
         for (r, row) in t.dq.chunks_exact(dim).enumerate() {
-            let (g, i) = (r / block.count, block.first + r % block.count);
+            let (h, i) = block.head_row(self.groups, r);
+            let g = h - block.kv * self.groups;
             let dq = &mut acc.dq[(g * queries + i) * dim..][..dim];
             dq.iter_mut().zip(row).for_each(|(a, x)| *a += x);
         }
     }
 
-    /// The block's query rows and output gradients of every head of the group, as
-    /// contiguous `[groups * rows_b, dim]` matrices (head-major).
-    fn gather(&self, block: QueryBlock, t: &mut Tile) {
-        let QueryBlock {
-            b,
-            kv,
-            first,
-            count: rows_b,
-        } = block;
-        let (q, g) = (&self.q, &self.grad);
-        let (dim, dim_v) = (q.shape[3], g.shape[3]);
-        t.q.clear();
-        t.grad.clear();
-        for h in kv * self.groups..(kv + 1) * self.groups {
-            for i in first..first + rows_b {
-                let (aq, ag) = (q.row(b, h, i), g.row(b, h, i));
-                t.q.extend((0..dim).map(|d| q.data[aq + d * q.strides[3]]));
-                t.grad
-                    .extend((0..dim_v).map(|d| g.data[ag + d * g.strides[3]]));
-            }
-        }
-    }
-
     /// Scores -> probabilities `exp(s - lse)`, 0 where hidden.
-    fn probabilities(&self, block: QueryBlock, key0: usize, p: &mut [f32]) {
+    fn probabilities(&self, block: &Block, p: &mut [f32]) {
         let [_, heads, queries, _] = self.q.shape;
-        let (n_keys, b) = (self.k.shape[2], block.b);
-        let width = p.len() / (self.groups * block.count);
+        let (n_keys, b, key0) = (self.k.shape[2], block.b, block.keys.start);
+        let width = block.keys.len();
         for (r, row) in p.chunks_exact_mut(width).enumerate() {
-            let (h, i) = block.row(self.groups, r);
+            let (h, i) = block.head_row(self.groups, r);
             let lse = self.lse[(b * heads + h) * queries + i];
             if lse == f32::NEG_INFINITY {
                 row.fill(0.0);
                 continue;
             }
             crate::exp::exp_sub_sum(row, lse);
-            match self.mask {
-                Mask::None => {}
-                Mask::Causal => {
-                    let seen = (n_keys - queries + i + 1).saturating_sub(key0).min(width);
-                    row[seen..].fill(0.0);
-                }
-                Mask::Explicit {
-                    data,
-                    offset,
-                    strides,
-                } => {
-                    let start = offset
-                        + b * strides[0]
-                        + h * strides[1]
-                        + i * strides[2]
-                        + key0 * strides[3];
-                    for (j, x) in row.iter_mut().enumerate() {
-                        if data[start + j * strides[3]] != 0 {
-                            *x = 0.0;
-                        }
-                    }
-                }
+            if let Mask::Causal = self.mask {
+                row[Mask::causal_seen(queries, n_keys, i, key0, width)..].fill(0.0);
             }
+            self.mask.set_hidden([b, h, i], key0, row, 0.0);
         }
     }
 
     /// `ds = p * (ds - D)` row by row (`ds` holds dP on entry).
-    fn softmax_backward(&self, block: QueryBlock, p: &[f32], ds: &mut [f32], width: usize) {
+    fn softmax_backward(&self, block: &Block, p: &[f32], ds: &mut [f32], width: usize) {
         let [_, heads, queries, _] = self.q.shape;
         let b = block.b;
         for (r, (row, prow)) in ds
@@ -400,7 +287,7 @@ impl Pass<'_> {
             .zip(p.chunks_exact(width))
             .enumerate()
         {
-            let (h, i) = block.row(self.groups, r);
+            let (h, i) = block.head_row(self.groups, r);
             let d = self.delta[(b * heads + h) * queries + i];
             row.iter_mut()
                 .zip(prow)

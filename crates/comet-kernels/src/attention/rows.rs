@@ -65,10 +65,8 @@ unsafe fn scores_avx2<K: Element>(
     let mut buf = vec![0f32; 8 * dim];
     for j0 in (0..whole).step_by(8) {
         let mut room = buf.chunks_exact_mut(dim);
-        let k: [*const f32; 8] = std::array::from_fn(|i| {
-            let row = &keys.data[(j0 + i) * keys.stride..][..dim];
-            K::as_f32(row, room.next().expect("8 rows")).as_ptr()
-        });
+        let k: [*const f32; 8] =
+            std::array::from_fn(|i| keys.row(j0 + i, room.next().expect("8 rows")).as_ptr());
         for (r, query) in queries.chunks_exact(dim).enumerate() {
             let mut acc = [_mm256_setzero_ps(); 8];
             for c in (0..dim).step_by(8) {

@@ -133,12 +133,9 @@ impl<B: Backend> Kernels<B> for FlexKernels {
             return one_by_one(x, layers);
         }
         match same_type::<_, (Tensor<Flex, 3>, Vec<LinearParams<Flex>>)>((x, layers)) {
-            Ok(args) => match flex_linears(&args) {
+            Ok((x, layers)) => match flex_linears(&x, &layers) {
                 Some(outs) => outs.into_iter().map(known_same).collect(),
-                None => {
-                    let (x, layers) = known_same(args);
-                    one_by_one(x, layers)
-                }
+                None => one_by_one(known_same(x), known_same(layers)),
             },
             Err((x, layers)) => one_by_one(x, layers),
         }
@@ -157,64 +154,32 @@ impl<B: Backend> Kernels<B> for FlexKernels {
         match same_type::<_, (Tensor<Flex, 3>, Tensor<Flex, 2>, Option<Tensor<Flex, 1>>)>((
             x, weight, bias,
         )) {
-            Ok(args) => match flex_linear(&args) {
-                Some(out) => known_same(out),
-                None => generic(known_same(args)),
-            },
+            Ok((x, w, b)) => {
+                let layers = [(w, b)];
+                match flex_linears(&x, &layers) {
+                    Some(outs) => known_same(outs.into_iter().next().expect("one layer")),
+                    None => {
+                        let [(w, b)] = layers;
+                        generic(known_same((x, w, b)))
+                    }
+                }
+            }
             Err(args) => generic(args),
         }
     }
 }
 
-/// `x w + b` by `comet_kernels::matmul`, or `None` for layouts it does not take.
-fn flex_linear(
-    (x, weight, bias): &(Tensor<Flex, 3>, Tensor<Flex, 2>, Option<Tensor<Flex, 1>>),
-) -> Option<Tensor<Flex, 3>> {
-    let [batch, seq, d_in] = x.dims();
-    let d_out = weight.dims()[1];
-    let (fx, fw) = (float(x.clone()), float(weight.clone()));
-    let fb = bias.clone().map(float);
-    let [sb, ss, sd] = usize_strides::<3>(&fx)?;
-    // `[batch, seq]` must flatten to one row index.
-    if batch > 1 && sb != ss * seq {
-        return None;
-    }
-    let bias = match &fb {
-        Some(b) if b.is_contiguous() => {
-            Some(&b.storage::<f32>()[b.layout().start_offset()..][..d_out])
-        }
-        Some(_) => return None,
-        None => None,
-    };
-    let out = comet_kernels::matmul(
-        Matrix {
-            data: fx.storage::<f32>(),
-            offset: fx.layout().start_offset(),
-            shape: [batch * seq, d_in],
-            strides: [ss, sd],
-        },
-        Matrix {
-            data: fw.storage::<f32>(),
-            offset: fw.layout().start_offset(),
-            shape: [d_in, d_out],
-            strides: usize_strides::<2>(&fw)?,
-        },
-        bias,
-    );
-    Some(Tensor::from_data(
-        TensorData::new(out, [batch, seq, d_out]),
-        &x.device(),
-    ))
-}
-
-/// Several layers of one input by `comet_kernels::matmul_many`, or `None` for layouts it
-/// does not take (contiguous input rows and row-major weights).
+/// `x w_t + b_t` for each layer `t` by `comet_kernels::matmul_many` (one layer: its
+/// `matmul`), or `None` for layouts the kernels do not take.
 fn flex_linears(
-    (x, layers): &(Tensor<Flex, 3>, Vec<LinearParams<Flex>>),
+    x: &Tensor<Flex, 3>,
+    layers: &[LinearParams<Flex>],
 ) -> Option<Vec<Tensor<Flex, 3>>> {
     let [batch, seq, d_in] = x.dims();
     let fx = float(x.clone());
-    if !fx.is_contiguous() {
+    let [sb, ss, sd] = usize_strides::<3>(&fx)?;
+    // `[batch, seq]` must flatten to one row index.
+    if batch > 1 && sb != ss * seq {
         return None;
     }
     let params: Vec<(FlexTensor, Option<FlexTensor>)> = layers
@@ -224,15 +189,16 @@ fn flex_linears(
     let mut weights = Vec::new();
     let mut biases = Vec::new();
     for (w, b) in &params {
+        let d_out = w.layout().shape()[1];
         weights.push(Matrix {
             data: w.storage::<f32>(),
             offset: w.layout().start_offset(),
-            shape: [d_in, w.layout().shape()[1]],
+            shape: [d_in, d_out],
             strides: usize_strides::<2>(w)?,
         });
         biases.push(match b {
             Some(b) if b.is_contiguous() => {
-                Some(&b.storage::<f32>()[b.layout().start_offset()..][..b.layout().num_elements()])
+                Some(&b.storage::<f32>()[b.layout().start_offset()..][..d_out])
             }
             Some(_) => return None,
             None => None,
@@ -242,17 +208,15 @@ fn flex_linears(
         data: fx.storage::<f32>(),
         offset: fx.layout().start_offset(),
         shape: [batch * seq, d_in],
-        strides: [d_in, 1],
+        strides: [ss, sd],
     };
     let outs = comet_kernels::matmul_many(input, &weights, &biases);
-    Some(
-        outs.into_iter()
-            .zip(&weights)
-            .map(|(out, w)| {
-                Tensor::from_data(TensorData::new(out, [batch, seq, w.shape[1]]), &x.device())
-            })
-            .collect(),
-    )
+    let device = x.device();
+    let shaped = outs
+        .into_iter()
+        .zip(&weights)
+        .map(|(out, w)| Tensor::from_data(TensorData::new(out, [batch, seq, w.shape[1]]), &device));
+    Some(shaped.collect())
 }
 
 /// `f` over the contiguous `f32` data of `tensors` (copied first where strided).

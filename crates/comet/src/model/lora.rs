@@ -124,18 +124,8 @@ pub fn project<B: Backend>(
     lora: &Option<Lora<B>>,
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
-    let kernels = crate::kernels::kernels::<B>();
-    let base = |x| {
-        kernels.linear(
-            x,
-            linear.weight.val(),
-            linear.bias.as_ref().map(|b| b.val()),
-        )
-    };
-    match lora {
-        Some(lora) => base(x.clone()) + lora.forward(x),
-        None => base(x),
-    }
+    let [out] = project_all([(linear, lora)], x);
+    out
 }
 
 /// [`project`] of one input through several layers, the base products together

@@ -14,7 +14,7 @@ use burn_flex::FlexTensor;
 
 use super::super::flex::{kernel_mask, strided};
 use super::super::generic_attention;
-use super::{flex_tensor, inner, record, AttentionArgs};
+use super::{contiguous, flex_tensor, inner, record, values, AttentionArgs};
 use crate::model::AttentionMask;
 
 /// What the backward pass reads: the inputs, the output and its log-sum-exp.
@@ -24,7 +24,8 @@ struct Saved {
     k: FlexTensor,
     v: FlexTensor,
     mask: Option<FlexTensor>,
-    out: Vec<f32>,
+    /// The output, contiguous (the tensor the forward pass returned).
+    out: FlexTensor,
     lse: Vec<f32>,
 }
 
@@ -35,12 +36,7 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Flex>(&ops.node);
-        let grad = if strided::<f32>(&grad).is_some() {
-            grad
-        } else {
-            grad.to_contiguous()
-        };
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let s = ops.state;
         let (Some(q), Some(k), Some(v), Some(g), Some(mask)) = (
             strided::<f32>(&s.q),
@@ -52,7 +48,8 @@ impl Backward<Flex, 3> for AttentionBackward {
             unreachable!("layouts checked in the forward pass; grad made contiguous");
         };
         let scale = 1.0 / (q.shape[3] as f32).sqrt();
-        let grads_qkv = comet_kernels::attention_backward(q, k, v, &s.out, g, &s.lse, mask, scale);
+        let out = values(&s.out);
+        let grads_qkv = comet_kernels::attention_backward(q, k, v, out, g, &s.lse, mask, scale);
         let shapes = [q.shape, k.shape, v.shape];
         for ((node, grad), shape) in ops.parents.into_iter().zip(grads_qkv).zip(shapes) {
             if let Some(node) = node {
@@ -90,7 +87,8 @@ pub(super) fn tracked_attention<C: CheckpointStrategy>(
         shape[2],
         v.primitive.layout().shape()[3],
     ];
-    let output = flex_tensor(out.clone(), &dims);
+    let output = flex_tensor(out, &dims);
+    let out = output.clone();
     record(AttentionBackward, [&q, &k, &v], output, || Saved {
         q: q.primitive.clone(),
         k: k.primitive.clone(),
