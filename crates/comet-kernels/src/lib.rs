@@ -9,12 +9,14 @@
 //! - [`matmul`]: linear layers threaded at every shape (decoding's one-row products too).
 //! - [`elementwise`]: RMSNorm, rotary embedding and SwiGLU, threaded over rows.
 //! - [`exp`]: a branch-free `exp` that the compiler vectorises, for the softmax.
+//! - [`optim`]: AdamW's update in one threaded pass, the gradients' sum of squares.
 
 pub mod attention;
 pub mod element;
 pub mod elementwise;
 pub mod exp;
 pub mod matmul;
+pub mod optim;
 
 pub use attention::{attention, attention_backward, attention_lse, Mask, Strided};
 pub use element::Element;

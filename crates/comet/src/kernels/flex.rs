@@ -5,13 +5,15 @@ use std::any::TypeId;
 
 use burn::backend::Flex;
 use burn::nn::RmsNorm;
+use burn::optim::AdamWState;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use comet_kernels::{f16, Mask, Matrix, Strided};
 
 use super::{
-    generic_attention, generic_write_positions, known_same, same_type, Kernels, LinearParams,
+    generic_attention, generic_write_positions, known_same, optim, same_type, AdamWSettings,
+    Kernels, LinearParams,
 };
 use crate::model::{AttentionMask, RopeTables};
 
@@ -166,6 +168,25 @@ impl<B: Backend> Kernels<B> for FlexKernels {
             }
             Err(args) => generic(args),
         }
+    }
+
+    fn adamw(
+        &self,
+        settings: &AdamWSettings,
+        lr: f64,
+        param: Tensor<B, 1>,
+        grad: Tensor<B, 1>,
+        state: Option<AdamWState<B, 1>>,
+    ) -> (Tensor<B, 1>, AdamWState<B, 1>) {
+        optim::flex_adamw(settings, lr, param, grad, state)
+    }
+
+    fn sum_squares(&self, x: Tensor<B, 1>) -> f64 {
+        optim::flex_sum_squares(x)
+    }
+
+    fn scale(&self, x: Tensor<B, 1>, factor: f32) -> Tensor<B, 1> {
+        optim::flex_scale(x, factor)
     }
 }
 

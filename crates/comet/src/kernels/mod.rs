@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use burn::nn::RmsNorm;
+use burn::optim::AdamWState;
 use burn::prelude::*;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -23,6 +24,9 @@ use crate::model::{causal_after, AttentionMask, RopeTables};
 mod autodiff;
 #[cfg(feature = "flex")]
 mod flex;
+mod optim;
+
+pub use optim::{generic_adamw, generic_sum_squares, AdamWSettings};
 
 /// Operations a backend may implement faster than Burn's generic composition.
 pub trait Kernels<B: Backend>: Sync {
@@ -85,6 +89,30 @@ pub trait Kernels<B: Backend>: Sync {
         bias: Option<Tensor<B, 1>>,
     ) -> Tensor<B, 3> {
         burn::tensor::module::linear(x, weight, bias)
+    }
+
+    /// One AdamW step of a parameter flattened to `[n]`, with its gradient and Burn's
+    /// AdamW state (moments and step count; `None` before the first step): the new
+    /// parameter and state, as Burn's `AdamW` computes them.
+    fn adamw(
+        &self,
+        settings: &AdamWSettings,
+        lr: f64,
+        param: Tensor<B, 1>,
+        grad: Tensor<B, 1>,
+        state: Option<AdamWState<B, 1>>,
+    ) -> (Tensor<B, 1>, AdamWState<B, 1>) {
+        generic_adamw(settings, lr, param, grad, state)
+    }
+
+    /// `sum(x^2)` of a flattened tensor (a gradient's share of the global norm).
+    fn sum_squares(&self, x: Tensor<B, 1>) -> f64 {
+        generic_sum_squares(x)
+    }
+
+    /// `x * factor` (in place where the backend can).
+    fn scale(&self, x: Tensor<B, 1>, factor: f32) -> Tensor<B, 1> {
+        x * factor
     }
 }
 

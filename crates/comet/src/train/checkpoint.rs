@@ -5,20 +5,22 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, Optimizer};
+use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
+use super::adamw::FusedAdamW;
 use super::{TrainConfig, TrainMode};
 use crate::comet::{CometModel, ADAPTER_PARAMS};
 use crate::data::mix_seed;
 use crate::fsutil::{recover_dir, replace_dir, write_atomic};
 use crate::{Error, Result};
 
-/// The AdamW optimizer over a whole CoMeT model (one per parameter group).
-pub type Adam<B> = OptimizerAdaptor<AdamW, CometModel<B>, B>;
+/// The AdamW optimizer over a whole CoMeT model (one per parameter group); its records are
+/// Burn's `AdamW`'s.
+pub type Adam<B> = OptimizerAdaptor<FusedAdamW, CometModel<B>, B>;
 type AdamRecord<B> = <Adam<B> as Optimizer<CometModel<B>, B>>::Record;
 
 const STATE_FILE: &str = "trainer.json";

@@ -9,6 +9,8 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::kernels::kernels;
+
 enum Op<'a> {
     SumSquares(f64),
     Scale(f32),
@@ -28,12 +30,14 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Visitor<'_, B> {
         match &mut self.op {
             Op::SumSquares(sum) => {
                 if let Some(g) = self.grads.get::<B::InnerBackend, D>(id) {
-                    *sum += g.powi_scalar(2).sum().into_scalar().elem::<f64>();
+                    *sum += kernels::<B::InnerBackend>().sum_squares(g.flatten(0, D - 1));
                 }
             }
             Op::Scale(factor) => {
                 if let Some(g) = self.grads.remove::<B::InnerBackend, D>(id) {
-                    self.grads.register(id, g * *factor);
+                    let shape = g.shape();
+                    let flat = kernels::<B::InnerBackend>().scale(g.flatten(0, D - 1), *factor);
+                    self.grads.register(id, flat.reshape::<D, _>(shape));
                 }
             }
             Op::Take(ids, taken) => {

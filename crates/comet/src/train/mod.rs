@@ -1,6 +1,7 @@
 //! Training CoMeT through every chunk: config, gradients (plain back-propagation through
 //! all chunks or chunk-level recomputation), parameter groups, checkpoints, the loop.
 
+mod adamw;
 pub mod checkpoint;
 mod config;
 pub mod grads;
@@ -10,6 +11,7 @@ mod recompute;
 mod start;
 mod trainer;
 
+pub use adamw::FusedAdamW;
 pub use config::{ModelSource, Precision, TrainConfig, TrainMode, VariableChunks};
 pub use log::{Observer, Silent, StepLog};
 pub use precision::compute_model;

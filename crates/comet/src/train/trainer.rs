@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::{list_param_ids, ParamId};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 
+use super::adamw::FusedAdamW;
 use super::checkpoint::{self, check_resumable, checkpoint_dir, Adam, TrainerState};
 use super::log::{self, Observer, StepLog};
 use super::start::{build_model, freeze, Base};
@@ -65,10 +66,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let (model, tokenizer, base) = build_model::<B>(&config, device)?;
         let model = freeze(model, config.mode);
         let data = TrainData::open(&config.data, tokenizer.clone(), config.seed)?;
-        let adam = AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(config.weight_decay as f32);
-        let optimizers = [adam.init(), adam.init()];
+        let adam = FusedAdamW::new(1e-8, config.weight_decay as f32);
+        let optimizers = [adam.clone().into(), adam.into()];
         let dir = checkpoint_dir(&config);
         let saved = checkpoint::read_state(&dir)?;
         let (model, optimizers, step) = match (saved, resume) {
@@ -193,6 +192,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             accumulator.accumulate(&self.model, grads);
         }
         let mut all = accumulator.grads();
+        let t0 = Instant::now();
         let grad_norm = grads::global_norm(&self.model, &mut all);
         if !grad_norm.is_finite() {
             return Err(self.diverged("gradient norm", grad_norm));
@@ -210,6 +210,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             self.model = base_opt.step(lr, self.model.clone(), all);
         }
         self.model = memory_opt.step(lr * c.memory_lr_multiplier, self.model.clone(), memory);
+        eprintln!("PROBE after backward: {:.3} s", t0.elapsed().as_secs_f64());
         self.step += 1;
         let log = StepLog {
             step: self.step,
