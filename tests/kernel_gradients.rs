@@ -172,3 +172,23 @@ fn row_operation_gradients_agree_with_burns_compositions() {
     let generic = with_generic(|| grads_of(&[x], &w, rope));
     assert_agree(&fast, &generic, "rope");
 }
+
+#[test]
+fn cross_entropy_and_its_gradient_agree_with_burns_composition() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    type B = Autodiff<Flex>;
+    // Logits at a real model's scale (tens), a vocabulary not a multiple of 8, repeated
+    // targets, first and last ids.
+    let (rows, vocab) = (37, 4099);
+    let logits = random([rows, vocab]) * 8.0;
+    let targets: Vec<usize> = (0..rows)
+        .map(|r| (r * 977) % vocab)
+        .chain([0, vocab - 1])
+        .collect();
+    let logits = Tensor::cat(vec![logits, random([2, vocab]) * 8.0], 0);
+    let weight = Tensor::<Flex, 1>::from_floats([0.3], &Default::default());
+    let nll = |t: &[Tensor<B, 2>]| kernels::<B>().nll(t[0].clone(), &targets);
+    let fast = grads_of(std::slice::from_ref(&logits), &weight, nll);
+    let generic = with_generic(|| grads_of(&[logits], &weight, nll));
+    assert_agree(&fast, &generic, "cross-entropy");
+}

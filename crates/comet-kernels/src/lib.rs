@@ -9,12 +9,14 @@
 //! - [`matmul`]: linear layers threaded at every shape (decoding's one-row products too).
 //! - [`elementwise`]: RMSNorm, rotary embedding and SwiGLU, threaded over rows.
 //! - [`exp`]: a branch-free `exp` that the compiler vectorises, for the softmax.
+//! - [`loss`]: next-token cross-entropy and its gradient, threaded over rows.
 //! - [`optim`]: AdamW's update in one threaded pass, the gradients' sum of squares.
 
 pub mod attention;
 pub mod element;
 pub mod elementwise;
 pub mod exp;
+pub mod loss;
 pub mod matmul;
 pub mod optim;
 
@@ -22,6 +24,7 @@ pub use attention::{attention, attention_backward, attention_lse, Mask, Strided}
 pub use element::Element;
 pub use elementwise::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward};
 pub use half::f16;
+pub use loss::{cross_entropy, cross_entropy_backward};
 pub use matmul::{matmul, matmul_many, Matrix};
 
 /// An output buffer shared by threads that each write their own disjoint part of it.

@@ -2,10 +2,10 @@
 //! the prefill that leaves the final chunk in a KV cache for decoding.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::DType;
 
 use super::model::CometModel;
+use crate::kernels::kernels;
 use crate::layout::{check_ids, ChunkLayout, LayoutBuilder, Sequence};
 use crate::memory::MemoryState;
 use crate::model::KvCache;
@@ -61,12 +61,17 @@ impl<B: Backend> CometModel<B> {
         let [batch, len, d] = hidden.dims();
         let n = layout.text_positions.len();
         // Rows of the flattened [batch * len] hidden states that predict a target.
-        let (rows, targets): (Vec<i64>, Vec<i64>) = layout
+        let (rows, targets): (Vec<i64>, Vec<usize>) = layout
             .targets
             .iter()
             .enumerate()
             .filter(|(_, &t)| t >= 0)
-            .map(|(i, &t)| (((i / n) * len + layout.text_positions[i % n]) as i64, t))
+            .map(|(i, &t)| {
+                (
+                    ((i / n) * len + layout.text_positions[i % n]) as i64,
+                    t as usize,
+                )
+            })
             .unzip();
         let k = rows.len();
         if k == 0 {
@@ -77,10 +82,8 @@ impl<B: Backend> CometModel<B> {
             .select(0, Tensor::from_data(TensorData::new(rows, [k]), &device))
             .unsqueeze_dim::<3>(0);
         // The softmax in f32 whatever the compute type, as transformers does.
-        let logits = self.llm.logits(picked).cast(DType::F32);
-        let logp = log_softmax(logits, 2); // [1, k, vocab]
-        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [1, k]), &device);
-        let nll = logp.gather(2, targets.unsqueeze_dim(2)).sum().neg();
+        let logits = self.llm.logits(picked).cast(DType::F32); // [1, k, vocab]
+        let nll = kernels::<B>().nll(logits.squeeze_dim(0), &targets);
         Some((nll, k))
     }
 

@@ -12,7 +12,7 @@ use burn_flex::FlexTensor;
 use comet_kernels::{f16, Mask, Matrix, Strided};
 
 use super::{
-    generic_attention, generic_write_positions, known_same, optim, same_type, AdamWSettings,
+    generic_attention, generic_write_positions, known_same, loss, optim, same_type, AdamWSettings,
     Kernels, LinearParams,
 };
 use crate::model::{AttentionMask, RopeTables};
@@ -168,6 +168,10 @@ impl<B: Backend> Kernels<B> for FlexKernels {
             }
             Err(args) => generic(args),
         }
+    }
+
+    fn nll(&self, logits: Tensor<B, 2>, targets: &[usize]) -> Tensor<B, 1> {
+        loss::flex_nll(logits, targets)
     }
 
     fn adamw(

@@ -24,8 +24,10 @@ use crate::model::{causal_after, AttentionMask, RopeTables};
 mod autodiff;
 #[cfg(feature = "flex")]
 mod flex;
+mod loss;
 mod optim;
 
+pub use loss::generic_nll;
 pub use optim::{generic_adamw, generic_sum_squares, AdamWSettings};
 
 /// Operations a backend may implement faster than Burn's generic composition.
@@ -89,6 +91,12 @@ pub trait Kernels<B: Backend>: Sync {
         bias: Option<Tensor<B, 1>>,
     ) -> Tensor<B, 3> {
         burn::tensor::module::linear(x, weight, bias)
+    }
+
+    /// The summed next-token negative log-likelihood `[1]` of `targets` (one per row) under
+    /// the softmax of each row of `logits` `[rows, vocab]`.
+    fn nll(&self, logits: Tensor<B, 2>, targets: &[usize]) -> Tensor<B, 1> {
+        generic_nll(logits, targets)
     }
 
     /// One AdamW step of a parameter flattened to `[n]`, with its gradient and Burn's

@@ -183,3 +183,10 @@ fn row_operations_agree_with_burn() {
     let q = random::<4>([2, 33, 5, 16]).swap_dims(1, 2);
     assert_paths_agree(|| kernels::<Flex>().rope(q.clone(), &tables), "rope");
 }
+
+#[test]
+fn cross_entropy_agrees_with_burn() {
+    let logits = random([9, 1031]) * 10.0;
+    let targets: Vec<usize> = vec![0, 1030, 5, 5, 512, 77, 1, 1029, 300];
+    assert_paths_agree(|| kernels::<Flex>().nll(logits.clone(), &targets), "nll");
+}

@@ -5,6 +5,7 @@
 //! (`tests/kernel_gradients.rs`).
 
 mod attention;
+mod loss;
 mod rows;
 
 use std::any::TypeId;
@@ -20,7 +21,7 @@ use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 
-use super::{generic_attention, known_same, same_type, Kernels};
+use super::{generic_attention, generic_nll, known_same, same_type, Kernels};
 use crate::model::{AttentionMask, RopeTables};
 
 type Plain = Autodiff<Flex, NoCheckpointing>;
@@ -50,6 +51,7 @@ type AttentionArgs<B> = ([Tensor<B, 4>; 3], AttentionMask<B>);
 type RopeArgs<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
 type NormArgs<B> = (Tensor<B, 3>, Tensor<B, 1>, f64);
 type PairArgs<B> = (Tensor<B, 3>, Tensor<B, 3>);
+type NllArgs<B> = (Tensor<B, 2>, Vec<usize>);
 
 /// Fast training kernels; used only where `B` is flex under autodiff.
 pub struct AutodiffFlexKernels;
@@ -106,9 +108,22 @@ impl<B: Backend> Kernels<B> for AutodiffFlexKernels {
         }
         on_autodiff_flex!((gate, up), PairArgs, tracked_swiglu, generic)
     }
+
+    fn nll(&self, logits: Tensor<B, 2>, targets: &[usize]) -> Tensor<B, 1> {
+        if logits.dtype() != DType::F32 {
+            return generic_nll(logits, targets);
+        }
+        on_autodiff_flex!(
+            (logits, targets.to_vec()),
+            NllArgs,
+            tracked_nll,
+            |(logits, targets): NllArgs<B>| generic_nll(logits, &targets)
+        )
+    }
 }
 
 use attention::tracked_attention;
+use loss::tracked_nll;
 use rows::{tracked_rms_norm, tracked_rope, tracked_swiglu};
 
 /// The autodiff tensor inside `t`.
