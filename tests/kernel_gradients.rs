@@ -192,3 +192,60 @@ fn cross_entropy_and_its_gradient_agree_with_burns_composition() {
     let generic = with_generic(|| grads_of(&[logits], &weight, nll));
     assert_agree(&fast, &generic, "cross-entropy");
 }
+
+#[test]
+fn linear_gradients_agree_with_burns_linear() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    // With and without a bias; a weight read transposed (a tied output head), an input
+    // read through a transposed view; a frozen weight (no gradient, no activation kept).
+    for (rows, d_in, d_out, bias, transposed, frozen) in [
+        (33, 48, 80, true, false, false),
+        (1, 48, 80, false, false, false),
+        (70, 40, 96, false, true, false),
+        (20, 48, 64, true, true, true),
+    ] {
+        let x = random([2, rows, d_in]);
+        let w = match transposed {
+            true => random([d_out, d_in]),
+            false => random([d_in, d_out]),
+        };
+        let b = random([d_out]);
+        let upstream = random([2, rows, d_out]);
+        let run = || {
+            let lift = |t: &Tensor<Flex, 2>| Tensor::<B, 2>::from_data(t.to_data(), &device);
+            let x = Tensor::<B, 3>::from_data(x.to_data(), &device).require_grad();
+            let w = if frozen {
+                lift(&w)
+            } else {
+                lift(&w).require_grad()
+            };
+            let b = Tensor::<B, 1>::from_data(b.to_data(), &device).require_grad();
+            let weight = if transposed {
+                w.clone().transpose()
+            } else {
+                w.clone()
+            };
+            let input = x.clone().swap_dims(0, 1).swap_dims(0, 1);
+            let out = kernels::<B>().linear(input, weight, bias.then(|| b.clone()));
+            let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &device))
+                .sum()
+                .backward();
+            let mut all = vec![out.into_data(), x.grad(&grads).unwrap().into_data()];
+            if !frozen {
+                all.push(w.grad(&grads).unwrap().into_data());
+            }
+            if bias {
+                all.push(b.grad(&grads).unwrap().into_data());
+            }
+            all.into_iter()
+                .map(|d| d.to_vec::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let what = format!(
+            "linear {rows}x{d_in}x{d_out} bias {bias} transposed {transposed} frozen {frozen}"
+        );
+        assert_agree(&run(), &with_generic(run), &what);
+    }
+}

@@ -336,7 +336,7 @@ pub(super) fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
 }
 
 /// Element strides as `usize`, if none is negative.
-fn usize_strides<const D: usize>(t: &FlexTensor) -> Option<[usize; D]> {
+pub(super) fn usize_strides<const D: usize>(t: &FlexTensor) -> Option<[usize; D]> {
     let s = t.layout().strides();
     let mut out = [0; D];
     for (o, &s) in out.iter_mut().zip(s) {

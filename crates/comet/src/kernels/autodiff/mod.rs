@@ -5,6 +5,7 @@
 //! (`tests/kernel_gradients.rs`).
 
 mod attention;
+mod linear;
 mod loss;
 mod rows;
 
@@ -52,6 +53,7 @@ type RopeArgs<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
 type NormArgs<B> = (Tensor<B, 3>, Tensor<B, 1>, f64);
 type PairArgs<B> = (Tensor<B, 3>, Tensor<B, 3>);
 type NllArgs<B> = (Tensor<B, 2>, Vec<usize>);
+type LinearArgs<B> = (Tensor<B, 3>, Tensor<B, 2>, Option<Tensor<B, 1>>);
 
 /// Fast training kernels; used only where `B` is flex under autodiff.
 pub struct AutodiffFlexKernels;
@@ -109,6 +111,21 @@ impl<B: Backend> Kernels<B> for AutodiffFlexKernels {
         on_autodiff_flex!((gate, up), PairArgs, tracked_swiglu, generic)
     }
 
+    fn linear(
+        &self,
+        x: Tensor<B, 3>,
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Tensor<B, 3> {
+        let generic = |(x, w, b): LinearArgs<B>| burn::tensor::module::linear(x, w, b);
+        let f32s = [x.dtype(), weight.dtype()] == [DType::F32; 2]
+            && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+        if !f32s {
+            return generic((x, weight, bias));
+        }
+        on_autodiff_flex!((x, weight, bias), LinearArgs, linear_or_generic, generic)
+    }
+
     fn nll(&self, logits: Tensor<B, 2>, targets: &[usize]) -> Tensor<B, 1> {
         if logits.dtype() != DType::F32 {
             return generic_nll(logits, targets);
@@ -123,8 +140,17 @@ impl<B: Backend> Kernels<B> for AutodiffFlexKernels {
 }
 
 use attention::tracked_attention;
+use linear::tracked_linear;
 use loss::tracked_nll;
 use rows::{tracked_rms_norm, tracked_rope, tracked_swiglu};
+
+/// [`tracked_linear`], or Burn's linear for a weight layout it does not take.
+fn linear_or_generic<C: CheckpointStrategy>(
+    args: LinearArgs<Autodiff<Flex, C>>,
+) -> Tensor<Autodiff<Flex, C>, 3> {
+    let (x, w, b) = args.clone();
+    tracked_linear(args).unwrap_or_else(|| burn::tensor::module::linear(x, w, b))
+}
 
 /// The autodiff tensor inside `t`.
 fn inner<C: CheckpointStrategy, const D: usize>(
