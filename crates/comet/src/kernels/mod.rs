@@ -23,6 +23,8 @@ use crate::model::{causal_after, AttentionMask, RopeTables};
 #[cfg(feature = "flex")]
 mod autodiff;
 #[cfg(feature = "flex")]
+mod cache_write;
+#[cfg(feature = "flex")]
 mod flex;
 mod loss;
 mod optim;
