@@ -16,7 +16,8 @@ use comet::model::AttentionMask;
 mod common;
 
 /// Attention's output and gradients for q, k, v (`inputs`: q, k, v, and the weights of the
-/// summed output).
+/// summed output). The output is read as the model reads it, heads swapped with positions,
+/// so the gradient arrives through a transposed view.
 fn attention<B: AutodiffBackend>(
     inputs: &[Tensor<Flex, 4>; 4],
     mask: Option<&Tensor<Flex, 4, Bool>>,
@@ -25,8 +26,11 @@ fn attention<B: AutodiffBackend>(
         Some(m) => AttentionMask::Explicit(Tensor::from_data(m.to_data(), &Default::default())),
         None => AttentionMask::Causal,
     };
-    grads_of(&inputs[..3], &inputs[3], |t: &[Tensor<B, 4>]| {
-        kernels::<B>().attention(t[0].clone(), t[1].clone(), t[2].clone(), &mask)
+    let weights = inputs[3].clone().swap_dims(1, 2);
+    grads_of(&inputs[..3], &weights, |t: &[Tensor<B, 4>]| {
+        kernels::<B>()
+            .attention(t[0].clone(), t[1].clone(), t[2].clone(), &mask)
+            .swap_dims(1, 2)
     })
 }
 

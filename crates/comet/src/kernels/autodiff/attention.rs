@@ -14,7 +14,7 @@ use burn_flex::FlexTensor;
 
 use super::super::flex::{kernel_mask, strided};
 use super::super::generic_attention;
-use super::{contiguous, flex_tensor, inner, record, values, AttentionArgs};
+use super::{flex_tensor, inner, record, values, AttentionArgs};
 use crate::model::AttentionMask;
 
 /// What the backward pass reads: the inputs, the output and its log-sum-exp.
@@ -36,7 +36,13 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        // Read through its strides (the head merge's `swap_dims` leaves it transposed):
+        // copied only where a stride is negative.
+        let grad = grads.consume::<Flex>(&ops.node);
+        let grad = match strided::<f32>(&grad) {
+            Some(_) => grad,
+            None => grad.to_contiguous(),
+        };
         let s = ops.state;
         let (Some(q), Some(k), Some(v), Some(g), Some(mask)) = (
             strided::<f32>(&s.q),
@@ -45,7 +51,7 @@ impl Backward<Flex, 3> for AttentionBackward {
             strided::<f32>(&grad),
             kernel_mask(&s.mask),
         ) else {
-            unreachable!("layouts checked in the forward pass; grad made contiguous");
+            unreachable!("layouts checked in the forward pass; grad's strides made positive");
         };
         let scale = 1.0 / (q.shape[3] as f32).sqrt();
         let out = values(&s.out);
