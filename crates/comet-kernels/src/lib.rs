@@ -24,7 +24,7 @@ pub use attention::{attention, attention_backward, attention_lse, Mask, Strided}
 pub use element::Element;
 pub use elementwise::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward};
 pub use half::f16;
-pub use loss::{cross_entropy, cross_entropy_backward};
+pub use loss::{cross_entropy, cross_entropy_backward, CrossEntropy};
 pub use matmul::{matmul, matmul_many, Matrix};
 
 /// An output buffer shared by threads that each write their own disjoint part of it.

@@ -7,9 +7,25 @@ use rayon::prelude::*;
 
 use crate::exp::{exp_sub_sum, max};
 
-/// Per row of `logits` (`vocab` wide): `(lse, nll)`, the log-sum-exp and the negative
-/// log-likelihood `lse - logits[target]` of its `targets` entry.
-pub fn cross_entropy(logits: &[f32], vocab: usize, targets: &[usize]) -> Vec<(f32, f32)> {
+/// Per row of logits: the log-sum-exp (what the backward pass needs) and the negative
+/// log-likelihood `lse - logits[target]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrossEntropy {
+    /// Each row's log-sum-exp.
+    pub lse: Vec<f32>,
+    /// Each row's negative log-likelihood of its target.
+    pub nll: Vec<f32>,
+}
+
+impl CrossEntropy {
+    /// The rows' summed negative log-likelihood (accumulated in `f64`).
+    pub fn total(&self) -> f32 {
+        self.nll.iter().map(|&x| x as f64).sum::<f64>() as f32
+    }
+}
+
+/// [`CrossEntropy`] of each row of `logits` (`vocab` wide) against its `targets` entry.
+pub fn cross_entropy(logits: &[f32], vocab: usize, targets: &[usize]) -> CrossEntropy {
     check(logits, vocab, targets);
     logits
         .par_chunks(vocab)
@@ -23,7 +39,14 @@ pub fn cross_entropy(logits: &[f32], vocab: usize, targets: &[usize]) -> Vec<(f3
                 (lse, lse - row[t])
             },
         )
-        .collect()
+        .unzip::<_, _, Vec<f32>, Vec<f32>>()
+        .into()
+}
+
+impl From<(Vec<f32>, Vec<f32>)> for CrossEntropy {
+    fn from((lse, nll): (Vec<f32>, Vec<f32>)) -> Self {
+        Self { lse, nll }
+    }
 }
 
 /// The gradient of `grad * sum(nll)` with respect to `logits`, given each row's
@@ -81,19 +104,13 @@ mod tests {
         let x = logits(rows, vocab);
         let targets = [0, 17, 1002, 500, 17];
         let out = cross_entropy(&x, vocab, &targets);
-        let grad = cross_entropy_backward(
-            &x,
-            vocab,
-            &targets,
-            &out.iter().map(|o| o.0).collect::<Vec<_>>(),
-            0.25,
-        );
+        let grad = cross_entropy_backward(&x, vocab, &targets, &out.lse, 0.25);
         for (r, &t) in targets.iter().enumerate() {
             let row: Vec<f64> = x[r * vocab..][..vocab].iter().map(|&v| v as f64).collect();
             let m = row.iter().cloned().fold(f64::MIN, f64::max);
             let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
             assert!(
-                (out[r].1 as f64 - (lse - row[t])).abs() < 1e-5,
+                (out.nll[r] as f64 - (lse - row[t])).abs() < 1e-5,
                 "nll of row {r}"
             );
             for (j, v) in row.iter().enumerate() {

@@ -26,6 +26,16 @@ pub struct Matrix<'a> {
 }
 
 impl Matrix<'_> {
+    /// The same storage read as the transpose (`[cols, rows]`), without a copy.
+    pub fn transposed(self) -> Self {
+        let ([r, c], [sr, sc]) = (self.shape, self.strides);
+        Self {
+            shape: [c, r],
+            strides: [sc, sr],
+            ..self
+        }
+    }
+
     fn in_bounds(&self) -> bool {
         let [r, c] = self.shape;
         r == 0

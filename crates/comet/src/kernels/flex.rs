@@ -216,12 +216,7 @@ fn flex_linears(
     let mut biases = Vec::new();
     for (w, b) in &params {
         let d_out = w.layout().shape()[1];
-        weights.push(Matrix {
-            data: w.storage::<f32>(),
-            offset: w.layout().start_offset(),
-            shape: [d_in, d_out],
-            strides: usize_strides::<2>(w)?,
-        });
+        weights.push(matrix(w)?);
         biases.push(match b {
             Some(b) if b.is_contiguous() => {
                 Some(&b.storage::<f32>()[b.layout().start_offset()..][..d_out])
@@ -283,6 +278,17 @@ pub(super) fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
         TensorPrimitive::Float(t) => t,
         TensorPrimitive::QFloat(_) => unreachable!("f32 checked"),
     }
+}
+
+/// A 2-D `f32` tensor as a matrix read through its strides; `None` for a negative stride.
+pub(super) fn matrix(t: &FlexTensor) -> Option<Matrix<'_>> {
+    let shape = t.layout().shape();
+    Some(Matrix {
+        data: t.storage::<f32>(),
+        offset: t.layout().start_offset(),
+        shape: [shape[0], shape[1]],
+        strides: usize_strides::<2>(t)?,
+    })
 }
 
 /// Element strides as `usize`, if none is negative.

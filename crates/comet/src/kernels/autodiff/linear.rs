@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 use comet_kernels::Matrix;
 
-use super::super::flex::usize_strides;
+use super::super::flex::matrix;
 use super::{contiguous, flex_tensor, inner, record, values, LinearArgs};
 
 /// The weight as the forward pass read it, and the input (rows contiguous) where the
@@ -24,25 +24,20 @@ struct Saved {
     rows: usize,
 }
 
-/// `t` `[rows, cols]` (the last two dimensions of a tensor flattened to rows) as a matrix,
-/// transposed if asked.
-fn matrix(t: &FlexTensor, rows: usize, transposed: bool) -> Matrix<'_> {
-    let shape = t.layout().shape();
-    let cols = shape[shape.num_dims() - 1];
-    let strides = match shape.num_dims() {
-        2 => usize_strides::<2>(t).expect("checked in the forward pass"),
-        _ => [cols, 1],
-    };
-    let (shape, strides) = match transposed {
-        false => ([rows, cols], strides),
-        true => ([cols, rows], [strides[1], strides[0]]),
-    };
+/// A contiguous tensor `[.., cols]` as the matrix `[rows, cols]` of its flattened rows.
+fn rows_of(t: &FlexTensor, rows: usize) -> Matrix<'_> {
+    let cols = t.layout().num_elements() / rows.max(1);
     Matrix {
         data: t.storage::<f32>(),
         offset: t.layout().start_offset(),
-        shape,
-        strides,
+        shape: [rows, cols],
+        strides: [cols, 1],
     }
+}
+
+/// The weight `[d_in, d_out]` as a matrix (its strides were checked in the forward pass).
+fn weight(w: &FlexTensor) -> Matrix<'_> {
+    matrix(w).expect("strides checked in the forward pass")
 }
 
 #[derive(Debug)]
@@ -56,18 +51,18 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let Saved { x, w, rows } = &ops.state;
         let [d_in, d_out] = [w.layout().shape()[0], w.layout().shape()[1]];
-        let dy = matrix(&grad, *rows, false);
+        let dy = rows_of(&grad, *rows);
         let mut dx_shape = grad.layout().shape().to_vec();
         *dx_shape.last_mut().expect("[batch, seq, d_out]") = d_in;
         let mut parents = ops.parents.into_iter();
         let (node_x, node_w) = (parents.next().flatten(), parents.next().flatten());
         if let Some(node) = node_x {
-            let dx = comet_kernels::matmul(dy, matrix(w, d_in, true), None);
+            let dx = comet_kernels::matmul(dy, weight(w).transposed(), None);
             grads.register::<Flex>(node.id, flex_tensor(dx, &dx_shape));
         }
         if let Some(node) = node_w {
             let x = x.as_ref().expect("kept for a weight that needs a gradient");
-            let dw = comet_kernels::matmul(matrix(x, *rows, true), dy, None);
+            let dw = comet_kernels::matmul(rows_of(x, *rows).transposed(), dy, None);
             grads.register::<Flex>(node.id, flex_tensor(dw, &[d_in, d_out]));
         }
         if let Some(node) = parents.next().flatten() {
@@ -88,13 +83,13 @@ pub(super) fn tracked_linear<C: CheckpointStrategy>(
     let [batch, seq, _] = x.dims();
     let [_, d_out] = w.dims();
     let (x, w) = (inner(x), inner(w));
-    usize_strides::<2>(&w.primitive)?;
+    matrix(&w.primitive)?; // a negative stride goes the generic way
     let input = contiguous(x.primitive.clone());
     let b = b.map(inner);
     let bias = b.as_ref().map(|b| contiguous(b.primitive.clone()));
     let out = comet_kernels::matmul(
-        matrix(&input, batch * seq, false),
-        matrix(&w.primitive, w.primitive.layout().shape()[0], false),
+        rows_of(&input, batch * seq),
+        weight(&w.primitive),
         bias.as_ref().map(values),
     );
     let saved = Saved {

@@ -50,12 +50,12 @@ pub(super) fn tracked_nll<C: CheckpointStrategy>(
     let logits = inner(logits);
     let x = contiguous(logits.primitive.clone());
     let vocab = x.layout().shape()[1];
-    let rows = comet_kernels::cross_entropy(values(&x), vocab, &targets);
-    let sum = rows.iter().map(|&(_, nll)| nll as f64).sum::<f64>() as f32;
+    let loss = comet_kernels::cross_entropy(values(&x), vocab, &targets);
+    let output = flex_tensor(vec![loss.total()], &[1]);
     let saved = || Saved {
         logits: x,
         targets,
-        lse: rows.iter().map(|&(lse, _)| lse).collect(),
+        lse: loss.lse,
     };
-    record(NllBackward, [&logits], flex_tensor(vec![sum], &[1]), saved)
+    record(NllBackward, [&logits], output, saved)
 }
