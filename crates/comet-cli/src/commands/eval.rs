@@ -117,7 +117,6 @@ pub struct PplArgs {
 
 /// Runs one evaluation.
 pub fn run(eval: Eval) -> Result<()> {
-    super::keep_freed_memory();
     match eval {
         Eval::Passkey(args) => passkey(args),
         Eval::Qa(args) => qa(args),

@@ -149,7 +149,6 @@ fn encode_prompt(args: &Args, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec
 
 /// Runs `comet generate`.
 pub fn run(args: Args) -> Result<()> {
-    super::keep_freed_memory();
     // A bad prompt fails before the model loads.
     let prompt = match &args.prompt_ids {
         Some(_) => None,

@@ -29,7 +29,6 @@ pub struct Args {
 
 /// Runs `comet ingest`.
 pub fn run(args: Args) -> Result<()> {
-    super::keep_freed_memory();
     let Some(out) = args.save.clone().or_else(|| args.resume.clone()) else {
         bail!("give --save (or --resume to update a snapshot in place)");
     };

@@ -90,12 +90,15 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value> {
 /// Burn allocates and frees buffers at every operation. glibc serves the large ones with
 /// fresh `mmap`s and returns freed memory to the system at once, so each step pays its page
 /// faults again; keeping freed memory in the heap for reuse trained a small model ~30%
-/// faster here (3,330 -> 4,380 tokens/s). Training, evaluation, generation, ingestion and
-/// scoring do this; `bench` measures peak memory with the default allocator.
+/// faster here (3,330 -> 4,380 tokens/s). One arena for all threads: the commands run on a
+/// pool thread, whose own arena (64 MiB heaps) cannot keep large buffers, which doubled a
+/// SmolLM2 training step's page faults. Every command but `bench` (which measures peak
+/// memory with the default allocator) calls this before any thread starts.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; nothing else runs yet.
+    // SAFETY: mallopt only changes allocator parameters; no other thread runs yet.
     unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);

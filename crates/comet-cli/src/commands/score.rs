@@ -64,7 +64,6 @@ fn nll(logits: Tensor<Backend, 2>, targets: &[i64]) -> Result<Vec<f32>> {
 
 /// Runs `comet score`.
 pub fn run(args: Args) -> Result<()> {
-    super::keep_freed_memory();
     let (ids, nll_values, logits) = if args.comet.enabled() {
         let loaded = args.comet.load(args.model.as_deref())?;
         let ids = token_ids(&args, loaded.tokenizer.as_ref())?;

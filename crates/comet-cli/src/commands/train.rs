@@ -37,7 +37,6 @@ pub struct Args {
 /// Runs `comet train`.
 pub fn run(args: Args) -> Result<()> {
     let config = TrainConfig::from_file(&args.config)?;
-    super::keep_freed_memory();
     if config.activation_checkpointing {
         // Recomputes cheap activations in the backward pass instead of keeping them.
         train::<Autodiff<Backend, BalancedCheckpointing>>(config, &args)
