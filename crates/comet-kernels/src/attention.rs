@@ -72,8 +72,9 @@ pub enum Mask<'a> {
 }
 
 /// Attention of `q` `[batch, heads, queries, dim]` over `k` `[batch, kv_heads, keys, dim]`
-/// and `v` `[batch, kv_heads, keys, dim_v]`; returns `[batch, heads, queries, dim_v]`,
-/// contiguous. `heads` must be a multiple of `kv_heads`. A query that sees no key gets zeros.
+/// and `v` `[batch, kv_heads, keys, dim_v]`; returns the output token-major, `[batch,
+/// queries, heads, dim_v]` contiguous: the layout the output projection reads, so merging
+/// the heads is a view, not a copy. `heads` must be a multiple of `kv_heads`. A query that sees no key gets zeros.
 /// Keys and values may be `f16` (a half-precision cache); everything is computed in `f32`.
 ///
 /// # Panics
@@ -501,7 +502,7 @@ impl<K: Element> Context<'_, K> {
         (m, sum)
     }
 
-    /// Writes a block's normalised rows to the `[batch, heads, queries, dim_v]` output and
+    /// Writes a block's normalised rows to the `[batch, queries, heads, dim_v]` output and
     /// their log-sum-exp to `[batch, heads, queries]`.
     unsafe fn write(&self, block: &Block, part: &Partial, [dst, lse]: [Out; 2], queries: usize) {
         let dim_v = self.v.shape[3];
@@ -513,7 +514,7 @@ impl<K: Element> Context<'_, K> {
             .enumerate()
         {
             let (h, i) = block.head_row(self.groups, r);
-            let at = ((block.b * heads + h) * queries + i) * dim_v;
+            let at = ((block.b * queries + i) * heads + h) * dim_v;
             let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
             if sum > 0.0 {
                 *lse.0.add((block.b * heads + h) * queries + i) = part.max[r] + sum.ln();

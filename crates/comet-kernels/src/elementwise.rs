@@ -36,7 +36,9 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
 
 /// `x` `[batch, heads, seq, dim]` rotated by the angles whose cosines and sines are `cos`
 /// and `sin` `[batch, seq, dim / 2]` (contiguous): the first half of each head is paired
-/// with the second. Returns `[batch, heads, seq, dim]`, contiguous.
+/// with the second. Returns the result token-major, `[batch, seq, heads, dim]` contiguous:
+/// the layout the projections produce and the output projection reads, so a model's head
+/// split and merge around attention are views in both directions, not copies.
 pub fn rope(x: Strided, cos: &[f32], sin: &[f32]) -> Vec<f32> {
     let [batch, heads, seq, dim] = x.shape;
     let half = dim / 2;
@@ -54,8 +56,8 @@ pub fn rope(x: Strided, cos: &[f32], sin: &[f32]) -> Vec<f32> {
             let first = task * rows_per_task(dim);
             for (r, o) in chunk.chunks_exact_mut(dim).enumerate() {
                 let row = first + r;
-                let (bh, s) = (row / seq, row % seq);
-                let (b, h) = (bh / heads, bh % heads);
+                let (bs, h) = (row / heads, row % heads);
+                let (b, s) = (bs / seq, bs % seq);
                 let at = x.offset + b * x.strides[0] + h * x.strides[1] + s * x.strides[2];
                 let table = (b * seq + s) * half;
                 let (c, sn) = (&cos[table..table + half], &sin[table..table + half]);
@@ -145,8 +147,9 @@ mod tests {
             strides: [heads * seq * dim, seq * dim, dim, 1],
         };
         let got = rope(strided, &cos, &sin);
-        for (row, (input, out)) in x.chunks(dim).zip(got.chunks(dim)).enumerate() {
-            let (b, s) = (row / (heads * seq), row % seq);
+        for (row, input) in x.chunks(dim).enumerate() {
+            let (b, h, s) = (row / (heads * seq), row / seq % heads, row % seq);
+            let out = &got[((b * seq + s) * heads + h) * dim..][..dim];
             for j in 0..half {
                 let (c, sn) = (angle(b, s, j).cos(), angle(b, s, j).sin());
                 assert!((out[j] - (input[j] * c - input[j + half] * sn)).abs() < 1e-6);

@@ -14,9 +14,11 @@ use crate::Out;
 const KEY_TILE: usize = 128;
 
 /// Gradients of `attention(q, k, v, mask, scale)` given the upstream gradient `grad` of
-/// its output `out` (`[batch, heads, queries, dim_v]`, contiguous) and the log-sum-exp
-/// `lse` ([`attention_lse`](super::attention_lse)): `[dq, dk, dv]`, contiguous, shaped as
-/// `q`, `k` and `v`.
+/// its output `out` (as the forward pass returned it: `[batch, queries, heads, dim_v]`,
+/// contiguous) and the log-sum-exp `lse` ([`attention_lse`](super::attention_lse)):
+/// `[dq, dk, dv]`, token-major like the output (`[batch, seq, heads, dim]` contiguous for
+/// `q`'s shape `[batch, heads, seq, dim]`), so that the gradients of the model's head
+/// split are views, not copies.
 ///
 /// # Panics
 /// On inconsistent shapes or strides reaching outside their storage.
@@ -57,11 +59,15 @@ pub fn attention_backward(
             })
         })
         .collect();
-    // Each unit's query gradients cover its group's heads: summed over key tiles.
-    let per_unit = pass.groups * queries * dim;
+    // Each unit's query gradients `[groups, queries, dim]` cover its group's heads: summed
+    // over key tiles into the token-major dq.
     for (bkv, part) in parts {
-        let dst = &mut dq[bkv * per_unit..][..per_unit];
-        dst.iter_mut().zip(&part).for_each(|(d, p)| *d += p);
+        let (b, first_head) = (bkv / kv_heads, bkv % kv_heads * pass.groups);
+        for (r, row) in part.chunks_exact(dim).enumerate() {
+            let (h, i) = (first_head + r / queries, r % queries);
+            let dst = &mut dq[((b * queries + i) * heads + h) * dim..][..dim];
+            dst.iter_mut().zip(row).for_each(|(d, p)| *d += p);
+        }
     }
     [dq, dk, dv]
 }
@@ -87,17 +93,19 @@ fn check_backward(
     assert_eq!(lse.len(), rows, "attention backward: lse length");
 }
 
-/// `D_i = dO_i . O_i` for every query row: the softmax's backward needs it once per row.
+/// `D_i = dO_i . O_i` for every query row `[batch, heads, queries]`: the softmax's
+/// backward needs it once per row.
 fn row_deltas(grad: &Strided, out: &[f32]) -> Vec<f32> {
     let [_, heads, queries, dim_v] = grad.shape;
     (0..out.len() / dim_v.max(1))
         .map(|row| {
-            let at = grad.row(
+            let (b, h, i) = (
                 row / (heads * queries),
                 row / queries % heads,
                 row % queries,
             );
-            let o = &out[row * dim_v..][..dim_v];
+            let at = grad.row(b, h, i);
+            let o = &out[((b * queries + i) * heads + h) * dim_v..][..dim_v];
             (0..dim_v)
                 .map(|d| grad.data[at + d * grad.strides[3]] * o[d])
                 .sum()
@@ -174,10 +182,10 @@ impl Pass<'_> {
             self.score_gradients(&block, [kt, vt], &mut t);
             self.accumulate(&block, kt, &mut t, &mut acc);
         }
-        let head = b * kv_heads + kv;
         let rows = acc.dk.chunks_exact(dim).zip(acc.dv.chunks_exact(dim_v));
         for (j, (rk, rv)) in rows.enumerate() {
-            let key = head * n_keys + keys.start + j;
+            // Token-major: `[batch, keys, kv_heads, dim]`.
+            let key = (b * n_keys + keys.start + j) * kv_heads + kv;
             std::ptr::copy_nonoverlapping(rk.as_ptr(), dk.0.add(key * dim), dim);
             std::ptr::copy_nonoverlapping(rv.as_ptr(), dv.0.add(key * dim_v), dim_v);
         }

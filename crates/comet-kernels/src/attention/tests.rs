@@ -77,6 +77,20 @@ fn contiguous(data: &[f32], shape: [usize; 4]) -> Strided<'_> {
     }
 }
 
+/// The kernels' token-major `[b, s, h, d]` result as `[b, h, s, d]`, as the references are.
+fn head_major(x: &[f32], [b, h, s, d]: [usize; 4]) -> Vec<f32> {
+    assert_eq!(x.len(), b * h * s * d, "length");
+    let mut out = Vec::with_capacity(x.len());
+    for bi in 0..b {
+        for hi in 0..h {
+            for si in 0..s {
+                out.extend_from_slice(&x[((bi * s + si) * h + hi) * d..][..d]);
+            }
+        }
+    }
+    out
+}
+
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
     assert_close_above(got, want, 1e-3, what);
 }
@@ -124,6 +138,7 @@ fn causal_grouped_query_attention_matches_the_reference() {
             Mask::Causal,
             1.0 / (d as f32).sqrt(),
         );
+        let got = head_major(&got, [b, h, sq, d]);
         let want = reference(&q, &k, &v, [b, h, sq, d], [kvh, sk], |_, _, i, j| {
             j > sk - sq + i
         });
@@ -170,6 +185,7 @@ fn explicit_mask_case(rng: &mut rand::rngs::StdRng, groups: usize, sq: usize) {
         },
         1.0 / (d as f32).sqrt(),
     );
+    let got = head_major(&got, [b, h, sq, d]);
     let pack = |x: &[f32]| -> Vec<f32> {
         let mut out = Vec::new();
         for bi in 0..b {
@@ -223,6 +239,7 @@ fn half_precision_keys_and_values_match_the_reference_on_their_values() {
             Mask::Causal,
             1.0 / (d as f32).sqrt(),
         );
+        let got = head_major(&got, [b, h, sq, d]);
         let widen = |x: &[crate::f16]| -> Vec<f32> { x.iter().map(|x| x.to_f32()).collect() };
         let want = reference(
             &q,
@@ -357,9 +374,14 @@ fn gradients_match_the_reference() {
                 j > sk - sq + i
             }
         });
-        for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+        let shapes = [[b, h, sq, d], [b, kvh, sk, d], [b, kvh, sk, d]];
+        for ((name, shape), (g, w)) in ["dq", "dk", "dv"]
+            .iter()
+            .zip(shapes)
+            .zip(got.iter().zip(&want))
+        {
             let what = format!("{name}: kvh {kvh} groups {groups} {sq}x{sk}");
-            assert_close_above(g, w, 1.0, &what);
+            assert_close_above(&head_major(g, shape), w, 1.0, &what);
         }
     }
 }

@@ -267,10 +267,9 @@ fn flex_rope(
     let out = contiguous_f32(&[float(cos), float(sin)], |[c, s]| {
         comet_kernels::rope(sx, c, s)
     });
-    Some(Tensor::from_data(
-        TensorData::new(out, [batch, heads, seq, dim]),
-        &device,
-    ))
+    // Token-major, as the kernel writes it.
+    let out = Tensor::<Flex, 4>::from_data(TensorData::new(out, [batch, seq, heads, dim]), &device);
+    Some(out.swap_dims(1, 2))
 }
 
 pub(super) fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
@@ -339,7 +338,12 @@ fn flex_attention(
             .map(|(k, v)| comet_kernels::attention(sq, k, v, kernel_mask, scale)),
     };
     match out {
-        Some(out) => Tensor::from_data(TensorData::new(out, [batch, heads, queries, dim]), &device),
+        // Token-major, as the kernel writes it.
+        Some(out) => Tensor::<Flex, 4>::from_data(
+            TensorData::new(out, [batch, queries, heads, dim]),
+            &device,
+        )
+        .swap_dims(1, 2),
         None => generic_attention(q, k, v, mask),
     }
 }

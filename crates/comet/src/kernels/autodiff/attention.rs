@@ -14,7 +14,7 @@ use burn_flex::FlexTensor;
 
 use super::super::flex::{kernel_mask, strided};
 use super::super::generic_attention;
-use super::{flex_tensor, inner, record, values, AttentionArgs};
+use super::{head_view, inner, record, values, AttentionArgs};
 use crate::model::AttentionMask;
 
 /// What the backward pass reads: the inputs, the output and its log-sum-exp.
@@ -24,7 +24,7 @@ struct Saved {
     k: FlexTensor,
     v: FlexTensor,
     mask: Option<FlexTensor>,
-    /// The output, contiguous (the tensor the forward pass returned).
+    /// The output (the tensor the forward pass returned: a [`head_view`]).
     out: FlexTensor,
     lse: Vec<f32>,
 }
@@ -54,12 +54,13 @@ impl Backward<Flex, 3> for AttentionBackward {
             unreachable!("layouts checked in the forward pass; grad's strides made positive");
         };
         let scale = 1.0 / (q.shape[3] as f32).sqrt();
+        // The output in the kernel's token-major memory order, as the backward reads it.
         let out = values(&s.out);
         let grads_qkv = comet_kernels::attention_backward(q, k, v, out, g, &s.lse, mask, scale);
         let shapes = [q.shape, k.shape, v.shape];
         for ((node, grad), shape) in ops.parents.into_iter().zip(grads_qkv).zip(shapes) {
             if let Some(node) = node {
-                grads.register::<Flex>(node.id, flex_tensor(grad, &shape));
+                grads.register::<Flex>(node.id, head_view(grad, shape));
             }
         }
     }
@@ -93,7 +94,7 @@ pub(super) fn tracked_attention<C: CheckpointStrategy>(
         shape[2],
         v.primitive.layout().shape()[3],
     ];
-    let output = flex_tensor(out, &dims);
+    let output = head_view(out, dims);
     let out = output.clone();
     record(AttentionBackward, [&q, &k, &v], output, || Saved {
         q: q.primitive.clone(),

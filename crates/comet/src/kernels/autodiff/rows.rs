@@ -11,7 +11,9 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 
 use super::super::flex::strided;
-use super::{contiguous, flex_tensor, inner, record, values, NormArgs, PairArgs, RopeArgs};
+use super::{
+    contiguous, flex_tensor, head_view, inner, record, values, NormArgs, PairArgs, RopeArgs,
+};
 
 /// Tables of the rotation: cosines and sines `[batch, 1, seq, head_dim / 2]`, contiguous.
 #[derive(Debug, Clone)]
@@ -27,13 +29,18 @@ impl Backward<Flex, 1> for RopeBackward {
     type State = Angles;
 
     fn backward(self, ops: Ops<Angles, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        // Read through its strides (from attention's backward: token-major).
+        let grad = grads.consume::<Flex>(&ops.node);
+        let grad = match strided::<f32>(&grad) {
+            Some(_) => grad,
+            None => grad.to_contiguous(),
+        };
         let [Some(node)] = ops.parents else { return };
         // A rotation's transpose turns by the opposite angles.
         let minus_sin: Vec<f32> = values(&ops.state.sin).iter().map(|s| -s).collect();
-        let g = strided::<f32>(&grad).expect("contiguous");
+        let g = strided::<f32>(&grad).expect("strides made positive");
         let dx = comet_kernels::rope(g, values(&ops.state.cos), &minus_sin);
-        grads.register::<Flex>(node.id, flex_tensor(dx, grad.layout().shape()));
+        grads.register::<Flex>(node.id, head_view(dx, g.shape));
     }
 }
 
@@ -52,7 +59,7 @@ pub(super) fn tracked_rope<C: CheckpointStrategy>(
     };
     let sx = strided::<f32>(&xp).expect("strides checked");
     let out = comet_kernels::rope(sx, values(&angles.cos), values(&angles.sin));
-    let output = flex_tensor(out, xp.layout().shape());
+    let output = head_view(out, sx.shape);
     record(RopeBackward, [&x], output, || angles)
 }
 
