@@ -13,7 +13,8 @@ const ROUND: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     // exp(r) on [-ln2/2, ln2/2], degree-6 Taylor/minimax (Cephes expf coefficients).
     let p = 1.987_569_1e-4_f32;
@@ -23,7 +24,11 @@ pub fn exp(x: f32) -> f32 {
     let p = p.mul_add(r, 0.166_666_66);
     let p = p.mul_add(r, 0.5);
     let p = (p * r).mul_add(r, r) + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n: `t` is `ROUND + n` exactly, so `n` sits in its low mantissa bits. Integer
+    // arithmetic on them vectorises; Rust's saturating `n as i32` became eight scalar
+    // conversions with NaN and range checks per vector.
+    let bits = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    let scale = f32::from_bits(bits << 23);
     p * scale
 }
 
