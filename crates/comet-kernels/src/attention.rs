@@ -237,7 +237,10 @@ fn gather_rows(x: &Strided, block: &Block, groups: usize, out: &mut Vec<f32>) {
     for h in block.kv * groups..(block.kv + 1) * groups {
         for i in block.first..block.first + block.rows {
             let at = x.row(block.b, h, i);
-            out.extend((0..dim).map(|d| x.data[at + d * x.strides[3]]));
+            match x.strides[3] {
+                1 => out.extend_from_slice(&x.data[at..][..dim]),
+                step => out.extend((0..dim).map(|d| x.data[at + d * step])),
+            }
         }
     }
 }

@@ -56,19 +56,23 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
         "matmul: strides out of bounds"
     );
     assert!(bias.is_none_or(|b| b.len() == n), "matmul: bias length");
-    let mut out = vec![0f32; m * n];
-    if out.is_empty() {
-        return out;
+    if m * n == 0 || k == 0 {
+        return add_bias_rows(vec![0f32; m * n], bias);
     }
     let threads = rayon::current_num_threads();
     if m <= GEMV_ROWS && w.strides[1] == 1 && x.strides[1] == 1 {
-        out = gemv_many(x, &[w], threads).pop().expect("one weight");
-    } else if m <= GEMV_ROWS && w.strides[0] == 1 && x.strides[1] == 1 {
-        gemv_transposed(x, w, &mut out, threads);
+        let out = gemv_many(x, &[w], threads).pop().expect("one weight");
+        return add_bias_rows(out, bias);
+    }
+    // Not zeroed first: every branch below writes all `m * n` elements through `dst`
+    // (gemm with `read_dst = false` never reads it), and zeroing cost a training step ~1%.
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    let dst = Out(out.as_mut_ptr());
+    if m <= GEMV_ROWS && w.strides[0] == 1 && x.strides[1] == 1 {
+        gemv_transposed(x, w, dst, threads);
     } else if m <= FEW_ROWS && threads > 1 {
         // Blocks of a multiple of 16 columns, a few per thread for balance.
         let block = n.div_ceil(4 * threads).next_multiple_of(16).max(16);
-        let dst = Out(out.as_mut_ptr());
         (0..n.div_ceil(block)).into_par_iter().for_each(|b| {
             let (j0, j1) = (b * block, ((b + 1) * block).min(n));
             // SAFETY: bounds checked above; block `b` writes only columns j0..j1.
@@ -81,8 +85,15 @@ pub fn matmul(x: Matrix, w: Matrix, bias: Option<&[f32]>) -> Vec<f32> {
             gemm::Parallelism::None
         };
         // SAFETY: bounds checked above; the whole output.
-        unsafe { product(x, w, Out(out.as_mut_ptr()), [m, n], 0..n, parallelism) };
+        unsafe { product(x, w, dst, [m, n], 0..n, parallelism) };
     }
+    // SAFETY: the capacity is `m * n` and every element was written above.
+    unsafe { out.set_len(m * n) };
+    add_bias_rows(out, bias)
+}
+
+/// `out` with `bias` (if any) added to each of its rows.
+fn add_bias_rows(mut out: Vec<f32>, bias: Option<&[f32]>) -> Vec<f32> {
     if let Some(bias) = bias {
         add_bias(&mut out, bias);
     }
@@ -171,12 +182,12 @@ fn gemv_many(x: Matrix, ws: &[Matrix], threads: usize) -> Vec<Vec<f32>> {
 }
 
 /// `x w` for a few rows of `x` and a column-major `w` (a tied embedding read as the output
-/// layer): each column of `w` is contiguous, so each output is one dot product; threads take
-/// bands of columns and read each once.
-fn gemv_transposed(x: Matrix, w: Matrix, out: &mut [f32], threads: usize) {
+/// layer) into every element of the `[m, n]` output at `dst`: each column of `w` is
+/// contiguous, so each output is one dot product; threads take bands of columns and read
+/// each once.
+fn gemv_transposed(x: Matrix, w: Matrix, dst: Out, threads: usize) {
     let ([m, k], n) = (x.shape, w.shape[1]);
     let band = n.div_ceil(4 * threads).max(1);
-    let dst = Out(out.as_mut_ptr());
     let rows: Vec<&[f32]> = (0..m)
         .map(|i| &x.data[x.offset + i * x.strides[0]..][..k])
         .collect();
