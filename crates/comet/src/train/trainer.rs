@@ -192,7 +192,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             accumulator.accumulate(&self.model, grads);
         }
         let mut all = accumulator.grads();
-        let t0 = Instant::now();
         let grad_norm = grads::global_norm(&self.model, &mut all);
         if !grad_norm.is_finite() {
             return Err(self.diverged("gradient norm", grad_norm));
@@ -210,7 +209,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             self.model = base_opt.step(lr, self.model.clone(), all);
         }
         self.model = memory_opt.step(lr * c.memory_lr_multiplier, self.model.clone(), memory);
-        eprintln!("PROBE after backward: {:.3} s", t0.elapsed().as_secs_f64());
         self.step += 1;
         let log = StepLog {
             step: self.step,
