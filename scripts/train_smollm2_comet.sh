@@ -13,6 +13,15 @@
 # Usage: scripts/train_smollm2_comet.sh [FIRST_STAGE] [LAST_STAGE]   (default: where the run
 #        stands, 4)
 #   CUDA=1  builds with the cuda feature and multiplies batch sizes by GPU_BATCH (8).
+#   GATE=0.9  accuracy-gated curriculum: after each stage its adapter reads GATE_TRIALS (16)
+#           passkey inputs of the stage's length with the needle in an earlier chunk
+#           (depths 0.1 and 0.5, a training corpus at a fresh seed, not the held-out Bible);
+#           below GATE exact keys through memory, the stage runs again from its adapter
+#           (round r: runs/smollm2-comet-stageN-round<r>, seed + r), at most ROUNDS (3)
+#           more times, and the next stage starts from the last round. GATE=0 (default)
+#           trains each stage once. Gate results: <run>/gate.json.
+#   STEPS=N  every stage (and round) trains N steps instead of its recipe's: a quick check
+#           of the pipeline, not a recipe.
 # A run stopped mid-way is committed under assets/runs/smollm2-comet/ (stageN-adapter/: a
 # finished stage's adapter, which the next stage starts from; stageN-checkpoint/: the stage
 # in progress); they are copied into $COMET_CACHE/runs/ when missing there, and the script
@@ -57,23 +66,68 @@ else
   cargo build --release -p comet-cli
 fi
 COMET="${CARGO_TARGET_DIR:-target}/release/comet"
-for stage in $(seq "$FIRST" "$LAST"); do
-  config="$RECIPE/stage$stage.json"
-  if [ "${CUDA:-0}" = 1 ]; then
-    mkdir -p "$CACHE/runs"
-    jq --argjson k "${GPU_BATCH:-8}" '.batch_size *= $k' "$config" > "$CACHE/runs/stage$stage-cuda.json"
-    config="$CACHE/runs/stage$stage-cuda.json"
-  fi
-  "$COMET" train --config "$config" --resume
-  # Interrupted (Ctrl-C writes a checkpoint and exits cleanly): the stage is not done.
-  at=$(jq .step "$CACHE/runs/smollm2-comet-stage$stage/checkpoint/trainer.json")
-  if [ "$at" -lt "$(jq .steps "$config")" ]; then
-    echo "stage $stage stopped at step $at; run the script again to go on" >&2
+GATE="${GATE:-0}"
+ROUNDS="${ROUNDS:-3}"
+MODEL="$CACHE/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# The stage's config with this machine's overrides: batch (CUDA), steps (STEPS), and for a
+# round or a stage after one, where it starts and writes.
+stage_config() { # STAGE OUT START_ADAPTER SEED_OFFSET -> path of the config to train
+  local stage=$1 out=$2 start=$3 offset=$4 config="$CACHE/runs/stage$1-run.json"
+  mkdir -p "$CACHE/runs"
+  jq --argjson k "$([ "${CUDA:-0}" = 1 ] && echo "${GPU_BATCH:-8}" || echo 1)" \
+    --arg out "$out" --arg start "$start" --argjson offset "$offset" --arg steps "${STEPS:-}" \
+    '.batch_size *= $k | .out = $out | .seed += $offset
+     | (if $start == "" then . else .adapter = $start end)
+     | (if $steps == "" then . else .steps = ($steps | tonumber) end)' \
+    "$RECIPE/stage$stage.json" > "$config"
+  echo "$config"
+}
+
+# Trains one stage or round to its last step; exits (the run resumable) when interrupted.
+train_to_end() { # CONFIG RUN_DIR
+  "$COMET" train --config "$1" --resume
+  # Interrupted (Ctrl-C writes a checkpoint and exits cleanly): not done.
+  local at
+  at=$(jq .step "$2/checkpoint/trainer.json")
+  if [ "$at" -lt "$(jq .steps "$1")" ]; then
+    echo "$(basename "$2") stopped at step $at; run the script again to go on" >&2
     exit 0
   fi
+}
+
+# Share of keys read exactly through memory (needle before the question's chunk) by the
+# adapter in RUN_DIR at LENGTH tokens; written to RUN_DIR/gate.json.
+gate_accuracy() { # RUN_DIR LENGTH
+  "$COMET" eval passkey --model "$MODEL" --adapter "$1/adapter" --digits 5 --lengths "$2" \
+    --depths 0.1,0.5 --trials "${GATE_TRIALS:-16}" --seed 4242 \
+    --haystack "$CACHE/haystack/moby_dick.txt" --json "$1/gate.json" >/dev/null
+  jq '[.cells[] | .memory_correct] as $c | [.cells[] | .memory_trials] as $t
+      | if ($t | add) > 0 then ($c | add) / ($t | add) else 0 end' "$1/gate.json"
+}
+
+start=""  # the adapter the next stage starts from, when not its recipe's
+for stage in $(seq "$FIRST" "$LAST"); do
+  run="$CACHE/runs/smollm2-comet-stage$stage"
+  train_to_end "$(stage_config "$stage" "$run" "$start" 0)" "$run"
+  start=""
+  [ "$GATE" = 0 ] && continue
+  length=$(jq '.data[0].max_length' "$RECIPE/stage$stage.json")
+  for round in $(seq 0 "$ROUNDS"); do
+    accuracy=$(gate_accuracy "$run" "$length")
+    echo "stage $stage round $round: keys exact through memory at $length tokens: $accuracy (gate $GATE)" >&2
+    if awk -v a="$accuracy" -v g="$GATE" 'BEGIN { exit !(a >= g) }' || [ "$round" = "$ROUNDS" ]; then
+      break
+    fi
+    next="$CACHE/runs/smollm2-comet-stage$stage-round$((round + 1))"
+    train_to_end "$(stage_config "$stage" "$next" "$run/adapter" $((round + 1)))" "$next"
+    run="$next"
+  done
+  start="$run/adapter"
 done
+final="${start:-$CACHE/runs/smollm2-comet-stage$LAST/adapter}"
 rm -rf assets/adapters/smollm2-comet.tmp
-cp -r "$CACHE/runs/smollm2-comet-stage$LAST/adapter" assets/adapters/smollm2-comet.tmp
+cp -r "$final" assets/adapters/smollm2-comet.tmp
 rm -rf assets/adapters/smollm2-comet
 mv assets/adapters/smollm2-comet.tmp assets/adapters/smollm2-comet
 echo "adapter: assets/adapters/smollm2-comet" >&2
