@@ -7,6 +7,7 @@ use burn::backend::Flex;
 use burn::nn::RmsNorm;
 use burn::optim::AdamWState;
 use burn::prelude::*;
+use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 use comet_kernels::{f16, Mask, Matrix, Strided};
@@ -260,16 +261,25 @@ fn flex_rope(
     cos: Tensor<Flex, 4>,
     sin: Tensor<Flex, 4>,
 ) -> Option<Tensor<Flex, 4>> {
-    let [batch, heads, seq, dim] = x.dims();
-    let device = x.device();
     let fx = float(x);
     let sx = strided(&fx)?;
     let out = contiguous_f32(&[float(cos), float(sin)], |[c, s]| {
         comet_kernels::rope(sx, c, s)
     });
-    // Token-major, as the kernel writes it.
-    let out = Tensor::<Flex, 4>::from_data(TensorData::new(out, [batch, seq, heads, dim]), &device);
-    Some(out.swap_dims(1, 2))
+    Some(Tensor::from_primitive(TensorPrimitive::Float(head_view(
+        out, sx.shape,
+    ))))
+}
+
+/// A flex tensor `[batch, heads, seq, dim]` over `data` laid out token-major, `[batch, seq,
+/// heads, dim]`: what the attention and RoPE kernels return, so that the model's head split
+/// and merge (`swap_dims` + `reshape`) stay views.
+pub(super) fn head_view(data: Vec<f32>, [batch, heads, seq, dim]: [usize; 4]) -> FlexTensor {
+    let t = Flex::float_from_data(
+        TensorData::new(data, [batch, seq, heads, dim]),
+        &Default::default(),
+    );
+    Flex::float_swap_dims(t, 1, 2)
 }
 
 pub(super) fn float<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
@@ -319,7 +329,6 @@ fn flex_attention(
     mask: &AttentionMask<Flex>,
 ) -> Tensor<Flex, 4> {
     let [batch, heads, queries, dim] = q.dims();
-    let device = q.device();
     let (fq, fk, fv) = (float(q.clone()), float(k.clone()), float(v.clone()));
     let mask_tensor = match mask {
         AttentionMask::Explicit(m) => Some(m.clone().into_primitive()),
@@ -338,12 +347,10 @@ fn flex_attention(
             .map(|(k, v)| comet_kernels::attention(sq, k, v, kernel_mask, scale)),
     };
     match out {
-        // Token-major, as the kernel writes it.
-        Some(out) => Tensor::<Flex, 4>::from_data(
-            TensorData::new(out, [batch, queries, heads, dim]),
-            &device,
-        )
-        .swap_dims(1, 2),
+        Some(out) => Tensor::from_primitive(TensorPrimitive::Float(head_view(
+            out,
+            [batch, heads, queries, dim],
+        ))),
         None => generic_attention(q, k, v, mask),
     }
 }

@@ -14,7 +14,7 @@ use burn_flex::FlexTensor;
 
 use super::super::flex::{kernel_mask, strided};
 use super::super::generic_attention;
-use super::{head_view, inner, record, values, AttentionArgs};
+use super::{head_view, inner, readable, record, values, AttentionArgs};
 use crate::model::AttentionMask;
 
 /// What the backward pass reads: the inputs, the output and its log-sum-exp.
@@ -24,7 +24,7 @@ struct Saved {
     k: FlexTensor,
     v: FlexTensor,
     mask: Option<FlexTensor>,
-    /// The output (the tensor the forward pass returned: a [`head_view`]).
+    /// The output (the tensor the forward pass returned: a `head_view`).
     out: FlexTensor,
     lse: Vec<f32>,
 }
@@ -36,13 +36,8 @@ impl Backward<Flex, 3> for AttentionBackward {
     type State = Saved;
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        // Read through its strides (the head merge's `swap_dims` leaves it transposed):
-        // copied only where a stride is negative.
-        let grad = grads.consume::<Flex>(&ops.node);
-        let grad = match strided::<f32>(&grad) {
-            Some(_) => grad,
-            None => grad.to_contiguous(),
-        };
+        // The head merge's `swap_dims` leaves it transposed: read through its strides.
+        let grad = readable(grads.consume::<Flex>(&ops.node));
         let s = ops.state;
         let (Some(q), Some(k), Some(v), Some(g), Some(mask)) = (
             strided::<f32>(&s.q),

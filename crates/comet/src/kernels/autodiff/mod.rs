@@ -22,6 +22,7 @@ use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 
+use super::flex::{head_view, strided};
 use super::{generic_attention, generic_nll, known_same, same_type, Kernels};
 use crate::model::{AttentionMask, RopeTables};
 
@@ -186,11 +187,13 @@ fn flex_tensor(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     Flex::float_from_data(TensorData::new(data, shape.to_vec()), &Default::default())
 }
 
-/// A flex tensor `[batch, heads, seq, dim]` over `data` laid out token-major, `[batch, seq,
-/// heads, dim]`: what the attention and RoPE kernels return, so that the model's head split
-/// and merge (`swap_dims` + `reshape`) stay views.
-fn head_view(data: Vec<f32>, [batch, heads, seq, dim]: [usize; 4]) -> FlexTensor {
-    Flex::float_swap_dims(flex_tensor(data, &[batch, seq, heads, dim]), 1, 2)
+/// `t` read through its strides where none is negative (a transposed view stays a view),
+/// else copied contiguous.
+fn readable(t: FlexTensor) -> FlexTensor {
+    match strided::<f32>(&t) {
+        Some(_) => t,
+        None => t.to_contiguous(),
+    }
 }
 
 /// `t` laid out contiguously (unchanged if it already is).
@@ -202,7 +205,7 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
     }
 }
 
-/// The elements of a contiguous `t`, or the storage of a [`head_view`] in memory order.
+/// The elements of a contiguous `t`, or the storage of a `head_view` in memory order.
 fn values(t: &FlexTensor) -> &[f32] {
     let n = t.layout().num_elements();
     &t.storage::<f32>()[t.layout().start_offset()..][..n]

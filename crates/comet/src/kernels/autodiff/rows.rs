@@ -12,7 +12,8 @@ use burn_flex::FlexTensor;
 
 use super::super::flex::strided;
 use super::{
-    contiguous, flex_tensor, head_view, inner, record, values, NormArgs, PairArgs, RopeArgs,
+    contiguous, flex_tensor, head_view, inner, readable, record, values, NormArgs, PairArgs,
+    RopeArgs,
 };
 
 /// Tables of the rotation: cosines and sines `[batch, 1, seq, head_dim / 2]`, contiguous.
@@ -29,12 +30,8 @@ impl Backward<Flex, 1> for RopeBackward {
     type State = Angles;
 
     fn backward(self, ops: Ops<Angles, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        // Read through its strides (from attention's backward: token-major).
-        let grad = grads.consume::<Flex>(&ops.node);
-        let grad = match strided::<f32>(&grad) {
-            Some(_) => grad,
-            None => grad.to_contiguous(),
-        };
+        // From attention's backward, token-major: read through its strides.
+        let grad = readable(grads.consume::<Flex>(&ops.node));
         let [Some(node)] = ops.parents else { return };
         // A rotation's transpose turns by the opposite angles.
         let minus_sin: Vec<f32> = values(&ops.state.sin).iter().map(|s| -s).collect();
@@ -53,10 +50,7 @@ pub(super) fn tracked_rope<C: CheckpointStrategy>(
         cos: contiguous(inner(cos).primitive),
         sin: contiguous(inner(sin).primitive),
     };
-    let xp = match strided::<f32>(&x.primitive) {
-        Some(_) => x.primitive.clone(),
-        None => x.primitive.to_contiguous(),
-    };
+    let xp = readable(x.primitive.clone());
     let sx = strided::<f32>(&xp).expect("strides checked");
     let out = comet_kernels::rope(sx, values(&angles.cos), values(&angles.sin));
     let output = head_view(out, sx.shape);
