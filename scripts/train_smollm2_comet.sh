@@ -2,9 +2,10 @@
 # Trains the SmolLM2-135M-Instruct CoMeT adapter (LoRA on attention + memory + special
 # embeddings, frozen base) through the curriculum in assets/recipes/smollm2-comet/:
 #   stage1  256-token passkey inputs, the needle mostly in the first of two 128-token chunks
-#   stage2  512 tokens (4 chunks), needles up to 70% deep, some samples with 3 named needles
-#   stage3  1,024 tokens (8 chunks)
-#   stage4  2,048 tokens (16 chunks), some steps with smaller chunks
+#   stage2  256-1,024 tokens (2-8 chunks), needles mostly in the first 30%, some samples with
+#           3 named needles; from here on the memory gates train at 10x the memory's rate
+#   stage3  512-2,048 tokens (4-16 chunks), needles mostly in the first 40%
+#   stage4  1,024-2,048 tokens (8-16 chunks), some steps with smaller chunks
 # Each stage continues from the previous stage's adapter; every stage resumes exactly from
 # its checkpoint (in $COMET_CACHE/runs/), so re-running the script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the

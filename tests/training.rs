@@ -171,6 +171,41 @@ fn a_config_change_refuses_to_resume() {
     assert!(message.contains("lr"), "{message}");
 }
 
+/// Largest change of the first layer's gate and of its global-memory adapter after one
+/// optimizer step with `gate_lr_multiplier` = `multiplier`.
+fn first_step_moves(dir: &std::path::Path, multiplier: f64) -> (f32, f32) {
+    let config = config(
+        dir,
+        text_data(dir),
+        serde_json::json!({"steps": 1, "gate_lr_multiplier": multiplier, "grad_clip": null, "warmup_steps": 0}),
+    );
+    let mut trainer = Trainer::<TB>::new(config, false, &Default::default()).unwrap();
+    let weights = |t: &Trainer<TB>| {
+        let global = &t.model().memory[0].global;
+        (global.gate.weight.val(), global.adapter.down.weight.val())
+    };
+    let (gate, adapter) = weights(&trainer);
+    trainer.train_step().unwrap();
+    let (gate_after, adapter_after) = weights(&trainer);
+    let moved = |a: Tensor<TB, 2>, b: Tensor<TB, 2>| (a - b).abs().max().into_scalar().elem();
+    (moved(gate, gate_after), moved(adapter, adapter_after))
+}
+
+#[test]
+fn the_gates_train_at_their_own_rate() {
+    let _serial = autodiff_lock();
+    let (one, ten) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (gate_1, adapter_1) = first_step_moves(one.path(), 1.0);
+    let (gate_10, adapter_10) = first_step_moves(ten.path(), 10.0);
+    // Adam's first step moves a weight by about its rate, whatever its gradient.
+    assert!(gate_1 > 0.0 && adapter_1 > 0.0, "{gate_1} {adapter_1}");
+    assert!(
+        (gate_10 / gate_1 - 10.0).abs() < 0.5,
+        "{gate_1} -> {gate_10}"
+    );
+    assert_eq!(adapter_1, adapter_10);
+}
+
 #[test]
 fn recomputation_gives_the_gradients_of_back_propagation() {
     let _serial = autodiff_lock();

@@ -102,6 +102,11 @@ pub struct TrainConfig {
     /// The memory modules' rate is this multiple of `lr` (the reference uses 5).
     #[serde(default = "five")]
     pub memory_lr_multiplier: f64,
+    /// The global memory gates' rate is this multiple of the memory modules' rate: a gate
+    /// is one weight vector per layer whose gradient is small and noisy, and at the memory
+    /// rate it stays near its random start (sigmoid ~0.5, so a slot halves each chunk).
+    #[serde(default = "one_f64")]
+    pub gate_lr_multiplier: f64,
     /// Linear warm-up steps, then cosine decay to `min_lr_ratio * lr`.
     #[serde(default)]
     pub warmup_steps: usize,
@@ -151,6 +156,9 @@ fn one() -> usize {
 }
 fn five() -> f64 {
     5.0
+}
+fn one_f64() -> f64 {
+    1.0
 }
 fn ten() -> usize {
     10
@@ -203,8 +211,11 @@ impl TrainConfig {
         if self.steps == 0 || self.batch_size == 0 || self.grad_accum == 0 {
             return bad("steps, batch_size and grad_accum must be positive");
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || self.memory_lr_multiplier <= 0.0 {
-            return bad("lr and memory_lr_multiplier must be positive");
+        if !(self.lr > 0.0 && self.lr.is_finite())
+            || self.memory_lr_multiplier <= 0.0
+            || self.gate_lr_multiplier <= 0.0
+        {
+            return bad("lr, memory_lr_multiplier and gate_lr_multiplier must be positive");
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
             return bad("min_lr_ratio must be within 0..1");

@@ -35,6 +35,8 @@ pub struct Trainer<B: AutodiffBackend> {
     data: TrainData,
     optimizers: [Adam<B>; 2],
     memory_ids: HashSet<ParamId>,
+    /// The global memory gates (a subset of `memory_ids`, at `gate_lr_multiplier`).
+    gate_ids: HashSet<ParamId>,
     step: usize,
     base: Option<Base>,
     /// Devices of the context-parallel ranks (one entry: a single device).
@@ -88,6 +90,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let mut memory_ids: HashSet<ParamId> = list_param_ids(&model.memory).into_iter().collect();
         memory_ids.insert(model.special_embeddings.id);
+        let gate_ids = model
+            .memory
+            .iter()
+            .flat_map(|layer| list_param_ids(&layer.global.gate))
+            .collect();
         let trainer = Self {
             config,
             model,
@@ -95,6 +102,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             data,
             optimizers,
             memory_ids,
+            gate_ids,
             step,
             base,
             ranks: vec![device.clone()],
@@ -201,14 +209,19 @@ impl<B: AutodiffBackend> Trainer<B> {
                 grads::scale(&self.model, &mut all, (clip / grad_norm) as f32);
             }
         }
-        let memory = grads::take(&self.model, &mut all, &self.memory_ids);
+        let mut memory = grads::take(&self.model, &mut all, &self.memory_ids);
+        let gates = grads::take(&self.model, &mut memory, &self.gate_ids);
         let lr = c.lr_at(self.step);
         let [base_opt, memory_opt] = &mut self.optimizers;
         if matches!(c.mode, TrainMode::Full | TrainMode::Lora) {
             // Only parameters with gradients move: under `lora`, the adapters.
             self.model = base_opt.step(lr, self.model.clone(), all);
         }
-        self.model = memory_opt.step(lr * c.memory_lr_multiplier, self.model.clone(), memory);
+        let memory_lr = lr * c.memory_lr_multiplier;
+        self.model = memory_opt.step(memory_lr, self.model.clone(), memory);
+        // Adam's state is per parameter, so a second step over the gates alone moves each
+        // gate once, at its own rate.
+        self.model = memory_opt.step(memory_lr * c.gate_lr_multiplier, self.model.clone(), gates);
         self.step += 1;
         let log = StepLog {
             step: self.step,
