@@ -47,18 +47,21 @@ run() { # variant lengths trials depths extra-args...
     --json "$OUT/$variant.json" "$@"
 }
 
-# One row per variant: accuracy per length over all depths; cells whose needles sat in
-# the question's own chunk are counted through memory only in the second figure.
+# One row per variant: exact keys per length over all depths, the share of key tokens
+# right, and for CoMeT the keys read through memory only (needle before the question's
+# chunk).
 table() {
-  echo "| variant | trials per cell | accuracy by length, all depths |"
+  echo "| variant | trials per cell | exact keys by length, depths 0.1-0.9 together |"
   echo "|---|---:|---|"
   for variant in comet full-attention no-gate no-temp no-global no-memory; do
     [ -f "$OUT/$variant.json" ] || continue
     jq -r --arg v "$variant" '
-      (.cells | group_by(.length) | map(
+      (.reader == "full attention") as $full
+      | (.cells | group_by(.length) | map(
         "\(.[0].length): \((map(.correct) | add) * 100 / (map(.trials) | add) | round)%" +
-        (if (map(.in_question_chunk) | add) > 0
-         then " (\((map(.memory_correct) | add))/\((map(.memory_trials) | add)) through memory)" else "" end)
+        " (key tokens \((map(.token_accuracy * .trials) | add) * 100 / (map(.trials) | add) | round)%" +
+        (if $full | not
+         then "; \((map(.memory_correct) | add))/\((map(.memory_trials) | add)) through memory" else "" end) + ")"
       ) | join(", ")) as $row
       | "| \($v) | \(.trials) | \($row) |"' "$OUT/$variant.json"
   done
