@@ -73,8 +73,12 @@ MODEL="$CACHE/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # The stage's config with this machine's overrides: batch (CUDA), steps (STEPS), and for a
 # round or a stage after one, where it starts and writes.
+# Paths under the cache are written as ${COMET_CACHE}/..., so a checkpoint (which resumes
+# only under the config as written) goes on from another machine or cache directory.
 stage_config() { # STAGE OUT START_ADAPTER SEED_OFFSET -> path of the config to train
-  local stage=$1 out=$2 start=$3 offset=$4 config="$CACHE/runs/stage$1-run.json"
+  local lit='${COMET_CACHE}'
+  local stage=$1 out=${2/#"$CACHE"/$lit} start=${3/#"$CACHE"/$lit}
+  local offset=$4 config="$CACHE/runs/stage$1-run.json"
   mkdir -p "$CACHE/runs"
   jq --argjson k "$([ "${CUDA:-0}" = 1 ] && echo "${GPU_BATCH:-8}" || echo 1)" \
     --arg out "$out" --arg start "$start" --argjson offset "$offset" --arg steps "${STEPS:-}" \
