@@ -19,6 +19,7 @@ fn logits_from(llm: &comet::model::Llm<Selected>, ids: &[u32], start: i64) -> Ve
         positions: Tensor::arange(start..start + n as i64, &device).reshape([1, n]),
         mask: AttentionMask::Causal,
         cache: None,
+        memory: 0,
     };
     let hidden = llm.forward_hidden(llm.embed(ids_tensor(ids, &device)), input, &mut NoHook);
     llm.logits(hidden)

@@ -352,3 +352,66 @@ fn whole_model_saves_as_a_directory_every_command_loads() {
         .to_string();
     assert!(err.contains("slots"), "{err}");
 }
+
+/// Puts fixed per-layer vectors in the first rows before every layer, as CoMeT's memory does.
+struct FixedMemory(Vec<Tensor<B, 3>>);
+
+impl comet::model::LayerHook<B> for FixedMemory {
+    fn before_layer(&mut self, layer: usize, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, seq, d] = hidden.dims();
+        let slots = self.0[layer].dims()[1];
+        let text = hidden.slice([0..batch, slots..seq, 0..d]);
+        Tensor::cat(vec![self.0[layer].clone(), text], 1)
+    }
+}
+
+/// Memory slots only lend keys and values (their outputs are replaced before the next layer
+/// and never read after the last): skipping their queries and MLP leaves every other row as
+/// computing them does, under a causal mask and under a padding mask.
+#[test]
+fn memory_slots_lend_keys_and_values_and_change_no_other_row() {
+    use comet::model::{AttentionMask, ForwardInput};
+    let device = Default::default();
+    let config = tiny_config(true);
+    let llm = random_llm::<B>(&config, 5, &device);
+    let (slots, seq, d) = (4, 11, config.hidden_size);
+    let draw = |seed: u64, rows: usize| {
+        let values: Vec<f32> = tokens(rows * d, seed, 0, 1000)
+            .iter()
+            .map(|&t| t as f32 / 500.0 - 1.0)
+            .collect();
+        Tensor::<B, 3>::from_data(TensorData::new(values, [1, rows, d]), &device)
+    };
+    let memory: Vec<_> = (0..config.num_layers)
+        .map(|l| draw(l as u64, slots))
+        .collect();
+    // Key 6 hidden from every query (a padded position), causality kept.
+    let padded: Vec<bool> = (0..seq)
+        .flat_map(|i| (0..seq).map(move |j| j > i || (j == 6 && i != 6)))
+        .collect();
+    let masks = [
+        AttentionMask::Causal,
+        AttentionMask::Explicit(
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(padded, [seq, seq]), &device)
+                .reshape([1, 1, seq, seq]),
+        ),
+    ];
+    for mask in masks {
+        let run = |skip: usize| {
+            let input = ForwardInput {
+                positions: Tensor::arange(0..seq as i64, &device).reshape([1, seq]),
+                mask: mask.clone(),
+                cache: None,
+                memory: skip,
+            };
+            let out = llm.forward_hidden(draw(99, seq), input, &mut FixedMemory(memory.clone()));
+            out.slice([0..1, slots..seq, 0..d])
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let (computed, skipped) = (run(0), run(slots));
+        assert!(max_abs_diff(&computed, &skipped) < 1e-5);
+        assert!(computed.iter().any(|v| v.abs() > 1e-3));
+    }
+}

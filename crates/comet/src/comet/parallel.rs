@@ -182,7 +182,8 @@ fn run_layer<B: AutodiffBackend>(
         let input = &mut inputs[t];
         let step = model.chunk_memory(&layouts[t], &input.indices);
         let hidden = step.read(layer, input.hidden.clone(), &state);
-        let hidden = model.llm.layers[layer].forward(hidden, &ropes[t], &input.mask, None);
+        let memory = layouts[t].global_slots + layouts[t].temp_slots;
+        let hidden = model.llm.layers[layer].forward(hidden, &ropes[t], &input.mask, None, memory);
         state = step.write(layer, &hidden, &state);
         input.hidden = hidden;
     }

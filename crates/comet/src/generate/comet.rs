@@ -80,6 +80,7 @@ impl<B: Backend> Decoder for CometDecoder<'_, B> {
             positions,
             mask: AttentionMask::Causal,
             cache: Some(&mut self.cache),
+            memory: 0,
         };
         let hidden = self.model.llm.forward_hidden(hidden, input, &mut NoHook);
         // The prediction comes from the text token; the compression token is hidden.

@@ -48,31 +48,44 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// `x`: `[batch, seq, hidden]` -> `[batch, seq, hidden]`.
+    /// `x`: `[batch, seq, hidden]` -> `[batch, seq - memory, hidden]`.
     ///
-    /// With a cache, the new keys/values are appended to layer `layer` of it and the queries
-    /// attend to the whole cached sequence.
+    /// The first `memory` positions only lend keys and values (CoMeT's memory slots, whose
+    /// outputs nothing reads): they get no query and no output row. With a cache, the new
+    /// keys/values are appended to layer `layer` of it and the queries attend to the whole
+    /// cached sequence. `None` when every position is memory (nothing to compute but the
+    /// cache).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
         mask: &AttentionMask<B>,
         cache: Option<(&mut KvCache<B>, usize)>,
-    ) -> Tensor<B, 3> {
-        let [batch, seq, _] = x.dims();
-        let [q, k, v] = project_all(
-            [
-                (&self.q_proj, &self.q_lora),
-                (&self.k_proj, &self.k_lora),
-                (&self.v_proj, &self.v_lora),
-            ],
-            x,
-        );
-        let q = self.heads(q, self.num_heads, &self.q_norm);
-        let k = self.heads(k, self.num_kv_heads, &self.k_norm);
-        let v = self.heads(v, self.num_kv_heads, &None);
+        memory: usize,
+    ) -> Option<Tensor<B, 3>> {
+        let [batch, seq, hidden] = x.dims();
+        let (q, k, v) = if memory == 0 {
+            let [q, k, v] = project_all(
+                [
+                    (&self.q_proj, &self.q_lora),
+                    (&self.k_proj, &self.k_lora),
+                    (&self.v_proj, &self.v_lora),
+                ],
+                x,
+            );
+            (q, k, v)
+        } else {
+            let queries = x.clone().slice([0..batch, memory..seq, 0..hidden]);
+            let [k, v] = project_all(
+                [(&self.k_proj, &self.k_lora), (&self.v_proj, &self.v_lora)],
+                x,
+            );
+            (project(&self.q_proj, &self.q_lora, queries), k, v)
+        };
+        let queries = seq - memory;
         let kernels = crate::kernels::kernels::<B>();
-        let (q, k) = (kernels.rope(q, rope), kernels.rope(k, rope));
+        let k = kernels.rope(self.heads(k, self.num_kv_heads, &self.k_norm), rope);
+        let v = self.heads(v, self.num_kv_heads, &None);
         let (k, v) = match cache {
             Some((cache, layer)) => {
                 let all = cache.append(layer, k, v);
@@ -80,13 +93,29 @@ impl<B: Backend> Attention<B> {
             }
             None => (k, v),
         };
-        // [batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]
-        let out = kernels.attention(q, k, v, mask).swap_dims(1, 2).reshape([
+        if queries == 0 {
+            return None;
+        }
+        let q_rope = match memory {
+            0 => rope.clone(),
+            _ => rope.rows(memory..seq),
+        };
+        let q = kernels.rope(self.heads(q, self.num_heads, &self.q_norm), &q_rope);
+        let mask = match mask {
+            AttentionMask::Explicit(m) if memory > 0 => {
+                let [b, h, _, keys] = m.dims();
+                AttentionMask::Explicit(m.clone().slice([0..b, 0..h, memory..seq, 0..keys]))
+            }
+            // Causal masks align bottom-right: the remaining queries still see their prefix.
+            other => other.clone(),
+        };
+        // [batch, heads, queries, head_dim] -> [batch, queries, heads * head_dim]
+        let out = kernels.attention(q, k, v, &mask).swap_dims(1, 2).reshape([
             batch,
-            seq,
+            queries,
             self.num_heads * self.head_dim,
         ]);
-        project(&self.o_proj, &self.o_lora, out)
+        Some(project(&self.o_proj, &self.o_lora, out))
     }
 
     /// `[batch, seq, n * head_dim]` -> `[batch, n, seq, head_dim]`, normalised per head if asked.

@@ -23,17 +23,36 @@ pub struct DecoderLayer<B: Backend> {
 
 impl<B: Backend> DecoderLayer<B> {
     /// `[batch, seq, hidden] -> [batch, seq, hidden]`.
+    ///
+    /// The first `memory` positions (CoMeT's slots) only lend keys and values: they come out
+    /// unchanged, since the next layer replaces them and nothing reads them after the last.
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
         mask: &AttentionMask<B>,
         cache: Option<(&mut KvCache<B>, usize)>,
+        memory: usize,
     ) -> Tensor<B, 3> {
         let kernels = crate::kernels::kernels::<B>();
         let normed = kernels.rms_norm(x.clone(), &self.input_layernorm);
-        let h = x + self.self_attn.forward(normed, rope, mask, cache);
+        let Some(attended) = self.self_attn.forward(normed, rope, mask, cache, memory) else {
+            return x;
+        };
+        let [batch, seq, hidden] = x.dims();
+        let (memory_rows, rest) = match memory {
+            0 => (None, x),
+            _ => (
+                Some(x.clone().slice([0..batch, 0..memory, 0..hidden])),
+                x.slice([0..batch, memory..seq, 0..hidden]),
+            ),
+        };
+        let h = rest + attended;
         let normed = kernels.rms_norm(h.clone(), &self.post_attention_layernorm);
-        h + self.mlp.forward(normed)
+        let out = h + self.mlp.forward(normed);
+        match memory_rows {
+            None => out,
+            Some(rows) => Tensor::cat(vec![rows, out], 1),
+        }
     }
 }

@@ -35,6 +35,9 @@ pub struct ForwardInput<'a, B: Backend> {
     pub mask: AttentionMask<B>,
     /// Cache to extend and attend over, if decoding incrementally.
     pub cache: Option<&'a mut KvCache<B>>,
+    /// Leading positions that only lend keys and values (CoMeT's memory slots): no query,
+    /// no MLP, passed through unchanged.
+    pub memory: usize,
 }
 
 /// A Llama / Qwen2 / Qwen3 decoder-only model.
@@ -81,6 +84,7 @@ impl<B: Backend> Llm<B> {
                 &rope,
                 &input.mask,
                 cache.as_deref_mut().map(|c| (c, l)),
+                input.memory,
             );
             hook.after_layer(l, &hidden);
         }
@@ -117,6 +121,7 @@ impl<B: Backend> Llm<B> {
             positions,
             mask: AttentionMask::Causal,
             cache,
+            memory: 0,
         };
         self.forward_hidden(self.embed(ids), input, &mut NoHook)
     }

@@ -104,6 +104,20 @@ impl<B: Backend> RopeTables<B> {
         }
     }
 
+    /// The tables of positions `range` (dimension 2) only.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        let part = |t: &Tensor<B, 4>| {
+            let [b, h, _, d] = t.dims();
+            t.clone().slice([0..b, 0..h, range.clone(), 0..d])
+        };
+        Self {
+            cos: part(&self.cos),
+            sin: part(&self.sin),
+            cos_half: part(&self.cos_half),
+            sin_half: part(&self.sin_half),
+        }
+    }
+
     /// Cosines and sines of the pairs' angles, `[batch, 1, seq, head_dim / 2]` each.
     pub fn halves(&self) -> (&Tensor<B, 4>, &Tensor<B, 4>) {
         (&self.cos_half, &self.sin_half)
