@@ -13,7 +13,9 @@
 #                   tokens, depths 0.05/0.5/0.9, 8 trials, seed 7): results/.../progress-NAME.json
 # Environment: TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
 #   (0.1,0.5,0.9: full attention takes ~13 minutes per 16k-token input on 2 cores),
-#   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4).
+#   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4), BUDGET (the temporary
+#   memory's entries at evaluation; default the adapter's own; 2,048 entries hold the last
+#   16,384 tokens at stride 8).
 # Writes results/smollm2-comet/<variant>.{json,png}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +46,7 @@ run() { # variant lengths trials depths extra-args...
   shift 4
   "$COMET" eval passkey --model "$MODEL" --digits 5 --lengths "$lengths" --depths "$depths" \
     --trials "$trials" --seed "$SEED" --haystack "$HAYSTACK" --batch-size "$BATCH" \
-    --json "$OUT/$variant.json" "$@"
+    --json "$OUT/$variant.json" ${BUDGET:+--temp-budget "$BUDGET"} "$@"
 }
 
 # One row per variant: exact keys per length over all depths, the share of key tokens

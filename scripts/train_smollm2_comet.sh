@@ -4,8 +4,10 @@
 #   stage1  256-token passkey inputs, the needle mostly in the first of two 128-token chunks
 #   stage2  256-1,024 tokens (2-8 chunks), needles mostly in the first 30%, some samples with
 #           3 named needles; from here on the memory gates train at 10x the memory's rate
-#   stage3  512-2,048 tokens (4-16 chunks), needles mostly in the first 40%
-#   stage4  1,024-2,048 tokens (8-16 chunks), some steps with smaller chunks
+#   stage3  256-2,048 tokens (2-16 chunks), needles anywhere (40% in the first 30%), and a
+#           temporary budget of 256 entries: the whole input stays in the FIFO, so the
+#           question learns to read its key from the compressed entries of any earlier chunk
+#   stage4  1,024-2,048 tokens (8-16 chunks), budget 256, some steps with smaller chunks
 # Each stage continues from the previous stage's adapter; every stage resumes exactly from
 # its checkpoint (in $COMET_CACHE/runs/), so re-running the script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
