@@ -58,6 +58,8 @@ fn the_batched_passkey_check_equals_greedy_decoding() {
     // Partial credit: the other six answer tokens of the wrong sample still count.
     let counts = greedy_matches(&model, &batch).unwrap()[1];
     assert_eq!((counts.correct, counts.total), (6, 7));
+    // And which one was wrong: the last.
+    assert_eq!(counts.hits, 0b011_1111);
 }
 
 #[test]

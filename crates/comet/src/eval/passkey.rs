@@ -51,6 +51,10 @@ pub struct PasskeyCell {
     /// Of those, the ones answered exactly.
     #[serde(default)]
     pub memory_correct: usize,
+    /// Per key token (the answer's leading space first), the share of trials that got it
+    /// right: shows where keys break (finding the key, or copying its later digits).
+    #[serde(default)]
+    pub position_accuracy: Vec<f64>,
 }
 
 /// What reads the samples: CoMeT (chunk by chunk, through memory) or the plain base
@@ -86,12 +90,23 @@ pub struct TargetMatch {
     pub correct: usize,
     /// Target tokens.
     pub total: usize,
+    /// Bit `i` set when target token `i` (of the first 64) is right.
+    pub hits: u64,
 }
 
 impl TargetMatch {
     /// Whether greedy decoding reproduces the whole target.
     pub fn exact(&self) -> bool {
         self.correct == self.total
+    }
+
+    /// Counts one target token, the `total`-th.
+    fn record(&mut self, right: bool) {
+        if right && self.total < 64 {
+            self.hits |= 1 << self.total;
+        }
+        self.total += 1;
+        self.correct += usize::from(right);
     }
 }
 
@@ -118,9 +133,7 @@ pub fn greedy_matches<B: Backend>(
             let predicted = predicted.iter::<i64>();
             for (i, (&target, p)) in layout.targets.iter().zip(predicted).enumerate() {
                 if target >= 0 {
-                    let m = &mut matches[i / n];
-                    m.total += 1;
-                    m.correct += usize::from(target == p);
+                    matches[i / n].record(target == p);
                 }
             }
         }
@@ -167,8 +180,7 @@ pub fn full_attention_matches<B: Backend>(
             let mut m = TargetMatch::default();
             for (i, target) in s.targets.iter().enumerate().skip(first) {
                 if let Some(t) = target {
-                    m.total += 1;
-                    m.correct += usize::from(*t as i64 == predicted[b * span + i - first]);
+                    m.record(*t as i64 == predicted[b * span + i - first]);
                 }
             }
             m
@@ -197,7 +209,9 @@ pub fn evaluate_passkey<B: Backend>(
                 in_question_chunk: 0,
                 memory_trials: 0,
                 memory_correct: 0,
+                position_accuracy: Vec::new(),
             };
+            let mut position_hits = Vec::<usize>::new();
             let mut keys = TargetMatch::default();
             let trials: Vec<u64> = (0..grid.trials as u64).collect();
             for group in trials.chunks(grid.batch_size.max(1)) {
@@ -222,11 +236,19 @@ pub fn evaluate_passkey<B: Backend>(
                     }
                     keys.correct += m.correct;
                     keys.total += m.total;
+                    position_hits.resize(position_hits.len().max(m.total.min(64)), 0);
+                    for (i, hits) in position_hits.iter_mut().enumerate() {
+                        *hits += usize::from(m.hits >> i & 1 == 1);
+                    }
                 }
                 on_batch(group.len(), group.len() * length);
             }
             cell.accuracy = cell.correct as f64 / grid.trials.max(1) as f64;
             cell.token_accuracy = keys.correct as f64 / keys.total.max(1) as f64;
+            cell.position_accuracy = position_hits
+                .iter()
+                .map(|&h| h as f64 / grid.trials.max(1) as f64)
+                .collect();
             cells.push(cell);
         }
     }
