@@ -2,8 +2,10 @@
 # Passkey evaluation of the committed SmolLM2 CoMeT adapter on the held-out haystack (the
 # King James Bible, kept out of training): 5-digit keys, depths 0.1-0.9, TRIALS per cell.
 #
-# Usage: scripts/smollm2_comet_eval.sh [comet|full-attention|ablations|table|all]
+# Usage: scripts/smollm2_comet_eval.sh [comet|comet-16k|full-attention|ablations|table|all]
 #   comet           the adapter at LENGTHS (default 2048,16384,65536)
+#   comet-16k       the adapter at 16,384 tokens with a temporary memory that holds them all
+#                   (BUDGET, default 2,048 entries)
 #   full-attention  the same base without memory, reading each input whole, at FULL_LENGTHS
 #                   (default 2048,16384; 16,384 is twice its 8k window)
 #   ablations       the adapter with one part of the memory switched off at evaluation
@@ -55,7 +57,7 @@ run() { # variant lengths trials depths extra-args...
 table() {
   echo "| variant | trials per cell | exact keys by length, depths 0.1-0.9 together |"
   echo "|---|---:|---|"
-  for variant in comet full-attention no-gate no-temp no-global no-memory; do
+  for variant in comet comet-16k full-attention no-gate no-temp no-global no-memory; do
     [ -f "$OUT/$variant.json" ] || continue
     jq -r --arg v "$variant" '
       (.reader == "full attention") as $full
@@ -71,6 +73,7 @@ table() {
 
 case "$WHAT" in
   comet) run comet "$LENGTHS" "$TRIALS" "$DEPTHS" --adapter "$ADAPTER" ;;
+  comet-16k) BUDGET="${BUDGET:-2048}" run comet-16k 16384 "$TRIALS" "$DEPTHS" --adapter "$ADAPTER" ;;
   full-attention) BATCH=1 run full-attention "$FULL_LENGTHS" "$FULL_TRIALS" "$FULL_DEPTHS" --full-attention ;;
   ablations)
     run no-gate "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-gate
@@ -82,5 +85,5 @@ case "$WHAT" in
     SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" ;;
   all)
     "$0" comet; "$0" full-attention; "$0" ablations; "$0" table ;;
-  *) echo "usage: $0 [comet|full-attention|ablations|table|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME|all]" >&2; exit 2 ;;
 esac
