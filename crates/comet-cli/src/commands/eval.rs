@@ -257,8 +257,8 @@ fn plot_passkey_report(json: &Path, report: &serde_json::Value) -> Result<()> {
     let text = |key: &str| report[key].as_str().unwrap_or("?").to_string();
     let who = match (report["adapter"].as_str(), text("reader").as_str()) {
         (_, "full attention") => format!("{}, full attention", text("model")),
-        (Some(adapter), _) => format!("{} + {adapter}", text("model")),
-        (None, _) => text("model"),
+        (Some(adapter), _) => format!("{} + {adapter}{}", text("model"), memory_notes(report)),
+        (None, _) => format!("{}{}", text("model"), memory_notes(report)),
     };
     let title = format!(
         "passkey accuracy: {who}, {}-digit keys, {} trials per cell",
@@ -368,4 +368,25 @@ fn ppl(args: PplArgs) -> Result<()> {
         write_json(json, &chunks)?;
     }
     Ok(())
+}
+
+/// The memory's switches and budget for a heatmap title: " (no gate, budget 256)".
+fn memory_notes(report: &serde_json::Value) -> String {
+    let comet = &report["comet"];
+    let off = |key: &str| comet[key].as_bool() == Some(false);
+    let mut notes = Vec::new();
+    match (off("use_global"), off("use_gate")) {
+        (true, _) => notes.push("no global memory".to_string()),
+        (false, true) => notes.push("no gate".to_string()),
+        _ => {}
+    }
+    match (off("use_temp"), comet["temp_budget"].as_u64()) {
+        (true, _) => notes.push("no temporary memory".to_string()),
+        (false, Some(budget)) => notes.push(format!("budget {budget}")),
+        _ => {}
+    }
+    match notes.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", notes.join(", ")),
+    }
 }
