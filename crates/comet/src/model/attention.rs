@@ -63,25 +63,8 @@ impl<B: Backend> Attention<B> {
         cache: Option<(&mut KvCache<B>, usize)>,
         memory: usize,
     ) -> Option<Tensor<B, 3>> {
-        let [batch, seq, hidden] = x.dims();
-        let (q, k, v) = if memory == 0 {
-            let [q, k, v] = project_all(
-                [
-                    (&self.q_proj, &self.q_lora),
-                    (&self.k_proj, &self.k_lora),
-                    (&self.v_proj, &self.v_lora),
-                ],
-                x,
-            );
-            (q, k, v)
-        } else {
-            let queries = x.clone().slice([0..batch, memory..seq, 0..hidden]);
-            let [k, v] = project_all(
-                [(&self.k_proj, &self.k_lora), (&self.v_proj, &self.v_lora)],
-                x,
-            );
-            (project(&self.q_proj, &self.q_lora, queries), k, v)
-        };
+        let [batch, seq, _] = x.dims();
+        let (q, k, v) = self.project(x, memory);
         let queries = seq - memory;
         let kernels = crate::kernels::kernels::<B>();
         let k = kernels.rope(self.heads(k, self.num_kv_heads, &self.k_norm), rope);
@@ -116,6 +99,25 @@ impl<B: Backend> Attention<B> {
             self.num_heads * self.head_dim,
         ]);
         Some(project(&self.o_proj, &self.o_lora, out))
+    }
+
+    /// Queries of the positions after the first `memory`, keys and values of all,
+    /// `[batch, positions, heads * head_dim]` each.
+    fn project(
+        &self,
+        x: Tensor<B, 3>,
+        memory: usize,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>) {
+        let q = (&self.q_proj, &self.q_lora);
+        let kv = [(&self.k_proj, &self.k_lora), (&self.v_proj, &self.v_lora)];
+        if memory == 0 {
+            let [q, k, v] = project_all([q, kv[0], kv[1]], x);
+            return (q, k, v);
+        }
+        let [batch, seq, hidden] = x.dims();
+        let queries = x.clone().slice([0..batch, memory..seq, 0..hidden]);
+        let [k, v] = project_all(kv, x);
+        (project(q.0, q.1, queries), k, v)
     }
 
     /// `[batch, seq, n * head_dim]` -> `[batch, n, seq, head_dim]`, normalised per head if asked.
