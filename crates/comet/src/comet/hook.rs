@@ -86,7 +86,8 @@ impl<B: Backend> ChunkMemory<'_, B> {
     /// The input of layer `layer` `[batch, seq, hidden]` with its slots replaced by `state`.
     pub fn read(&self, layer: usize, hidden: Tensor<B, 3>, state: &LayerState<B>) -> Tensor<B, 3> {
         let (g, t) = (self.layout.global_slots, self.layout.temp_slots);
-        if g + t == 0 {
+        let memory = self.layout.memory_slots();
+        if memory == 0 {
             return hidden;
         }
         let [batch, len, d] = hidden.dims();
@@ -102,7 +103,7 @@ impl<B: Backend> ChunkMemory<'_, B> {
             let queue = state.queue.clone().expect("temporary slots imply a queue");
             parts.push(queue.slice([0..batch, 0..t, 0..d]));
         }
-        parts.push(hidden.slice([0..batch, g + t..len, 0..d]));
+        parts.push(hidden.slice([0..batch, memory..len, 0..d]));
         Tensor::cat(parts, 1)
     }
 

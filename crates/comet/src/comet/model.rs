@@ -173,7 +173,7 @@ impl<B: Backend> CometModel<B> {
             positions: inputs.positions,
             mask: inputs.mask,
             cache,
-            memory: layout.global_slots + layout.temp_slots,
+            memory: layout.memory_slots(),
         };
         let hidden = self.llm.forward_hidden(inputs.hidden, input, &mut hook);
         ChunkOutput {

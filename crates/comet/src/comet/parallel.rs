@@ -182,7 +182,7 @@ fn run_layer<B: AutodiffBackend>(
         let input = &mut inputs[t];
         let step = model.chunk_memory(&layouts[t], &input.indices);
         let hidden = step.read(layer, input.hidden.clone(), &state);
-        let memory = layouts[t].global_slots + layouts[t].temp_slots;
+        let memory = layouts[t].memory_slots();
         let hidden = model.llm.layers[layer].forward(hidden, &ropes[t], &input.mask, None, memory);
         state = step.write(layer, &hidden, &state);
         input.hidden = hidden;

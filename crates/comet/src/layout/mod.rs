@@ -103,6 +103,12 @@ pub struct ChunkLayout {
 }
 
 impl ChunkLayout {
+    /// Memory positions at the front of the chunk (global, then temporary slots): they only
+    /// lend keys and values to the layers.
+    pub fn memory_slots(&self) -> usize {
+        self.global_slots + self.temp_slots
+    }
+
     /// Whether any position is padding (else plain causal attention applies).
     pub fn has_padding(&self) -> bool {
         self.real.iter().any(|r| !r)
