@@ -8,13 +8,15 @@
 #           temporary budget of 256 entries: the whole input stays in the FIFO, so the
 #           question learns to read its key from the compressed entries of any earlier chunk
 #   stage4  1,024-2,048 tokens (8-16 chunks), budget 256, some steps with smaller chunks
+#   stage5  512-2,048 tokens; most samples hide 6 named keys and ask for every one of them
+#           (ask_all): six times the scored key digits per token, to sharpen the entries
 # Each stage continues from the previous stage's adapter; every stage resumes exactly from
 # its checkpoint (in $COMET_CACHE/runs/), so re-running the script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
 # King James Bible is kept out of training for evaluation.
 #
 # Usage: scripts/train_smollm2_comet.sh [FIRST_STAGE] [LAST_STAGE]   (default: where the run
-#        stands, 4)
+#        stands, 5)
 #   CUDA=1  builds with the cuda feature and multiplies batch sizes by GPU_BATCH (8).
 #   GATE=0.9  accuracy-gated curriculum: after each stage its adapter reads GATE_TRIALS (16)
 #           passkey inputs of the stage's length with the needle in an earlier chunk
@@ -39,7 +41,7 @@ export COMET_CACHE="$CACHE"
 # Committed progress into the cache (never over a newer local run). The run goes on at the
 # stage with a checkpoint, else after the last stage with a finished adapter.
 latest=1
-for stage in 1 2 3 4; do
+for stage in 1 2 3 4 5; do
   run="$CACHE/runs/smollm2-comet-stage$stage"
   if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
@@ -55,7 +57,7 @@ for stage in 1 2 3 4; do
   fi
 done
 FIRST="${1:-$latest}"
-LAST="${2:-4}"
+LAST="${2:-5}"
 if [ "$FIRST" -gt "$LAST" ]; then
   echo "every stage up to $LAST has finished (adapters in $CACHE/runs/); nothing to train" >&2
   exit 0

@@ -236,3 +236,44 @@ fn samples_with_several_needles_ask_for_one_named_key() {
         "{needle}"
     );
 }
+
+#[test]
+fn ask_all_samples_score_every_named_key_and_nothing_else() {
+    let sources: Vec<comet::data::SourceConfig> = serde_json::from_value(serde_json::json!([
+        {"kind": "passkey", "min_length": 700, "max_length": 800, "digits": 3,
+         "needles": 4, "ask_all": true},
+    ]))
+    .unwrap();
+    let tok = comet::tokenizer::byte_level().unwrap();
+    let data = comet::data::TrainData::open(&sources, tok.clone(), 3).unwrap();
+    for i in 0..3 {
+        let s = data.sample(i).unwrap();
+        let text = tok.decode(&s.tokens).unwrap();
+        // Byte-level: " " and 3 digits scored after each of the 4 questions.
+        let scored: Vec<usize> = (0..s.targets.len())
+            .filter(|&j| s.targets[j].is_some())
+            .collect();
+        assert_eq!(scored.len(), 16, "{text}");
+        let questions: Vec<&str> = text.split("What is the pass key of the ").skip(1).collect();
+        assert_eq!(questions.len(), 4, "{text}");
+        let mut names = Vec::new();
+        for q in questions {
+            let name = q.split('?').next().unwrap();
+            let answer = q.split(" is ").nth(1).unwrap();
+            let key = &answer[..3];
+            assert!(
+                text.contains(&format!("The pass key of the {name} is {key}.")),
+                "{name} {key}: {text}"
+            );
+            names.push(name.to_string());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 4, "every needle asked once: {text}");
+        // Each scored position predicts a digit or the space before a key.
+        for &j in &scored {
+            let t = tok.decode(&[s.targets[j].unwrap()]).unwrap();
+            assert!(t == " " || t.chars().all(|c| c.is_ascii_digit()), "{t:?}");
+        }
+    }
+}

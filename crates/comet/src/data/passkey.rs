@@ -1,6 +1,8 @@
 //! Passkey retrieval samples: a key hidden at a chosen depth of a haystack, asked for at
 //! the end. Seeded: the same (seed, length, depth) always gives the same sample.
 
+use std::ops::Range;
+
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
@@ -20,6 +22,9 @@ pub struct Passkey<'a> {
     pub digits: u32,
     /// Needles per sample (more than one: named keys, one of them asked for).
     pub needles: usize,
+    /// With several needles, ask for every key in turn (the one at the sample's depth
+    /// last), each answer scored: more key digits read through memory per token.
+    pub ask_all: bool,
 }
 
 /// One passkey sample.
@@ -27,8 +32,10 @@ pub struct Passkey<'a> {
 pub struct PasskeySample {
     /// Prompt then answer, `length` tokens in all.
     pub ids: Vec<u32>,
-    /// Where the answer (the key after the query) starts.
+    /// Where the answer (the key after the last question) starts.
     pub answer_start: usize,
+    /// Every scored answer, in order; the last one starts at `answer_start`.
+    pub answers: Vec<Range<usize>>,
     /// The key, as text.
     pub key: String,
     /// Token position of the (asked-for) needle's first token.
@@ -42,7 +49,7 @@ pub struct PasskeySample {
 impl PasskeySample {
     /// The training sample: loss on the answer tokens only.
     pub fn sequence(&self) -> Sequence {
-        Sequence::answer_only(self.ids.clone(), self.answer_start)
+        Sequence::answers_only(self.ids.clone(), &self.answers)
     }
 }
 
@@ -71,6 +78,7 @@ impl<'a> Passkey<'a> {
             filler,
             digits: 5,
             needles: 1,
+            ask_all: false,
         }
     }
 
@@ -84,10 +92,13 @@ impl<'a> Passkey<'a> {
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let parts = self.parts(depth, &mut rng)?;
-        let fixed = parts.task.len()
+        let needed = parts.task.len()
             + parts.needles.iter().map(Vec::len).sum::<usize>()
-            + parts.query.len();
-        let needed = fixed + parts.answer.len();
+            + parts
+                .questions
+                .iter()
+                .map(|(q, a)| q.len() + a.len())
+                .sum::<usize>();
         let haystack = length.checked_sub(needed).ok_or_else(|| {
             Error::Input(format!(
                 "a passkey sample needs more than {needed} tokens, {length} asked"
@@ -115,13 +126,17 @@ impl<'a> Passkey<'a> {
             ids.extend_from_slice(&parts.needles[i]);
         }
         ids.extend_from_slice(&filler[done..]);
-        ids.extend_from_slice(&parts.query);
-        let answer_start = ids.len();
-        ids.extend_from_slice(&parts.answer);
+        let mut answers = Vec::with_capacity(parts.questions.len());
+        for (query, answer) in &parts.questions {
+            ids.extend_from_slice(query);
+            answers.push(ids.len()..ids.len() + answer.len());
+            ids.extend_from_slice(answer);
+        }
         debug_assert_eq!(ids.len(), length);
         Ok(PasskeySample {
             ids,
-            answer_start,
+            answer_start: answers.last().map_or(length, |a| a.start),
+            answers,
             key: parts.key,
             needle_position,
             needle_end: needle_position + parts.needles[0].len(),
@@ -163,14 +178,25 @@ impl<'a> Passkey<'a> {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let query = format!(
-            "\nWhat is the pass key{of}? The pass key{of} is",
-            of = label(0)
-        );
+        // The asked-for needle (0) last; with `ask_all` the others first, shuffled.
+        let mut asked: Vec<usize> = if self.ask_all {
+            (1..n).collect()
+        } else {
+            vec![]
+        };
+        asked.shuffle(rng);
+        asked.push(0);
+        let questions = asked
+            .iter()
+            .map(|&i| {
+                let of = label(i);
+                let query = enc(&format!("\nWhat is the pass key{of}? The pass key{of} is"))?;
+                Ok((query, enc(&format!(" {}", keys[i]))?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Parts {
             task: enc(TASK)?,
-            query: enc(&query)?,
-            answer: enc(&format!(" {}", keys[0]))?,
+            questions,
             key: keys[0].clone(),
             needles,
             depths,
@@ -182,8 +208,8 @@ impl<'a> Passkey<'a> {
 struct Parts {
     task: Vec<u32>,
     needles: Vec<Vec<u32>>,
-    query: Vec<u32>,
-    answer: Vec<u32>,
+    /// (question, answer) pairs in the order asked; the asked-for key's last.
+    questions: Vec<(Vec<u32>, Vec<u32>)>,
     /// The asked-for key.
     key: String,
     /// Depth of each needle (the asked-for one first).

@@ -31,6 +31,10 @@ pub struct PasskeyData {
     /// Needles per sample: more than one hides named keys, one of them asked for.
     #[serde(default = "one_usize")]
     pub needles: usize,
+    /// With several needles, the question asks for every key in turn (each answer
+    /// scored), not only one: several keys read through memory per sample.
+    #[serde(default)]
+    pub ask_all: bool,
     /// Depths of the asked-for needle are uniform in `min_depth..=max_depth` (a
     /// curriculum can keep the needle in the first chunk, read only through memory).
     #[serde(default)]
@@ -105,6 +109,7 @@ impl DataSource for (PasskeyData, Filler) {
         let mut gen = Passkey::new(tokenizer, filler.clone());
         gen.digits = config.digits;
         gen.needles = config.needles;
+        gen.ask_all = config.ask_all;
         let mut whole = Sequence::default();
         for _ in 0..config.segments {
             let length = rng.random_range(config.min_length..=config.max_length);

@@ -50,9 +50,16 @@ impl Sequence {
 
     /// Only the tokens from `answer_start` on are predicted (loss on the answer only).
     pub fn answer_only(tokens: Vec<u32>, answer_start: usize) -> Self {
+        let end = tokens.len();
+        Self::answers_only(tokens, &[answer_start..end])
+    }
+
+    /// Only the tokens inside `answers` (ranges of token positions) are predicted.
+    pub fn answers_only(tokens: Vec<u32>, answers: &[std::ops::Range<usize>]) -> Self {
         let mut seq = Self::language_model(tokens);
         for (i, t) in seq.targets.iter_mut().enumerate() {
-            if i + 1 < answer_start {
+            // Position i predicts token i + 1.
+            if !answers.iter().any(|a| a.contains(&(i + 1))) {
                 *t = None;
             }
         }
