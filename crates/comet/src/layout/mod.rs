@@ -50,8 +50,8 @@ impl Sequence {
 
     /// Only the tokens from `answer_start` on are predicted (loss on the answer only).
     pub fn answer_only(tokens: Vec<u32>, answer_start: usize) -> Self {
-        let end = tokens.len();
-        Self::answers_only(tokens, &[answer_start..end])
+        let answer = answer_start..tokens.len();
+        Self::answers_only(tokens, std::slice::from_ref(&answer))
     }
 
     /// Only the tokens inside `answers` (ranges of token positions) are predicted.
