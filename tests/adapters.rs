@@ -219,7 +219,7 @@ fn samples_with_several_needles_ask_for_one_named_key() {
     let text = tokenizer.decode(&sample.ids).unwrap();
     assert_eq!(text.matches("Remember it.").count(), 3);
     let answer = tokenizer
-        .decode(&sample.ids[sample.answer_start..])
+        .decode(&sample.ids[sample.answer_start()..])
         .unwrap();
     assert_eq!(answer.trim(), sample.key);
     let question = text.rsplit("What is the pass key of the ").next().unwrap();

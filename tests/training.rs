@@ -254,11 +254,11 @@ fn passkey_samples_are_seeded_and_put_the_needle_at_the_depth() {
                 .decode(&a.ids[a.needle_position..a.needle_position + 22])
                 .unwrap();
             assert_eq!(needle, format!(" The pass key is {}", a.key));
-            let answer = tokenizer.decode(&a.ids[a.answer_start..]).unwrap();
+            let answer = tokenizer.decode(&a.ids[a.answer_start()..]).unwrap();
             assert_eq!(answer, format!(" {}", a.key));
             let seq = a.sequence();
             let predicted = seq.targets.iter().filter(|t| t.is_some()).count();
-            assert_eq!(predicted, a.ids.len() - a.answer_start);
+            assert_eq!(predicted, a.ids.len() - a.answer_start());
         }
         assert_ne!(
             gen.sample(2000, 0.5, 7).unwrap().key,

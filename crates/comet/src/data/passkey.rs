@@ -32,9 +32,7 @@ pub struct Passkey<'a> {
 pub struct PasskeySample {
     /// Prompt then answer, `length` tokens in all.
     pub ids: Vec<u32>,
-    /// Where the answer (the key after the last question) starts.
-    pub answer_start: usize,
-    /// Every scored answer, in order; the last one starts at `answer_start`.
+    /// Every scored answer, in order; the asked-for key's is the last.
     pub answers: Vec<Range<usize>>,
     /// The key, as text.
     pub key: String,
@@ -47,6 +45,11 @@ pub struct PasskeySample {
 }
 
 impl PasskeySample {
+    /// Where the answer to the last question (the asked-for key) starts.
+    pub fn answer_start(&self) -> usize {
+        self.answers.last().map_or(self.ids.len(), |a| a.start)
+    }
+
     /// The training sample: loss on the answer tokens only.
     pub fn sequence(&self) -> Sequence {
         Sequence::answers_only(self.ids.clone(), &self.answers)
@@ -135,7 +138,6 @@ impl<'a> Passkey<'a> {
         debug_assert_eq!(ids.len(), length);
         Ok(PasskeySample {
             ids,
-            answer_start: answers.last().map_or(length, |a| a.start),
             answers,
             key: parts.key,
             needle_position,

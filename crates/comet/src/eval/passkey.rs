@@ -227,7 +227,7 @@ pub fn evaluate_passkey<B: Backend>(
                     // The question ends at the token before the answer; a needle ending in
                     // that token's chunk is visible to it without memory.
                     let in_context =
-                        (sample.needle_end - 1) / chunk >= (sample.answer_start - 1) / chunk;
+                        (sample.needle_end - 1) / chunk >= (sample.answer_start() - 1) / chunk;
                     cell.correct += usize::from(m.exact());
                     cell.in_question_chunk += usize::from(in_context);
                     if !in_context {
