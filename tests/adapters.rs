@@ -200,6 +200,29 @@ fn an_adapter_loads_on_its_base_and_is_refused_by_another() {
     more.lora = None;
     let next = Trainer::<TB>::new(more, false, &Default::default()).unwrap();
     assert!(common::max_abs_diff(&trained, &logits(next.model(), &ids)) < 1e-5);
+
+    // Growing it onto two more projections: the trained adapters stay, the new ones start
+    // at zero, so training goes on from what the adapter computes.
+    let mut grown = lora_config(&base, &tmp.path().join("grown"));
+    grown.adapter = Some(adapter.clone());
+    let lora = grown.lora.as_mut().unwrap();
+    lora.targets.extend([LoraTarget::Gate, LoraTarget::Up]);
+    let wider = Trainer::<TB>::new(grown.clone(), false, &Default::default()).unwrap();
+    assert!(common::max_abs_diff(&trained, &logits(wider.model(), &ids)) < 1e-5);
+    let adapters = |m: &CometModel<TB>| params(m, |p| p.contains("_lora."));
+    let (old, new) = (adapters(trainer.model()), adapters(wider.model()));
+    assert_eq!(new.len(), old.len() * 6 / 4);
+    assert!(
+        old.iter().all(|p| new.contains(p)),
+        "a trained adapter changed"
+    );
+    // Another rank cannot continue it.
+    grown.lora.as_mut().unwrap().rank = 4;
+    let err = Trainer::<TB>::new(grown, false, &Default::default())
+        .err()
+        .expect("another rank must be refused")
+        .to_string();
+    assert!(err.contains("same rank"), "{err}");
 }
 
 #[test]

@@ -70,6 +70,14 @@ impl LoraConfig {
     fn has(&self, target: LoraTarget) -> bool {
         self.targets.contains(&target)
     }
+
+    /// Whether adapters made with `self` can continue training as `wanted`: the same rank
+    /// and scale, on the same projections or more (the new ones start at zero).
+    pub fn grows_into(&self, wanted: &LoraConfig) -> bool {
+        self.rank == wanted.rank
+            && self.alpha == wanted.alpha
+            && self.targets.iter().all(|&t| wanted.has(t))
+    }
 }
 
 /// One adapter: `x -> scale * (x A) B`, A `[d_in, rank]`, B `[rank, d_out]`.
@@ -150,26 +158,29 @@ pub fn project_all<B: Backend, const N: usize>(
 }
 
 impl<B: Backend> Llm<B> {
-    /// Adds fresh adapters on `config.targets` in every layer (drawn from `seed`).
+    /// Adds fresh adapters on `config.targets` in every layer (drawn from `seed`). Adapters
+    /// already there stay as trained, so an adapter can grow onto more projections (see
+    /// [`LoraConfig::grows_into`]) and still compute what it computed.
     pub fn with_lora(mut self, config: &LoraConfig, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let device = self.embed_tokens.weight.device();
-        let mut adapter = |target: LoraTarget, linear: &burn::nn::Linear<B>| {
-            let [d_in, d_out] = linear.weight.dims();
-            config
-                .has(target)
-                .then(|| Lora::new(d_in, d_out, config, &mut rng, &device))
-        };
+        let mut add =
+            |target: LoraTarget, linear: &burn::nn::Linear<B>, have: &mut Option<Lora<B>>| {
+                if have.is_none() && config.has(target) {
+                    let [d_in, d_out] = linear.weight.dims();
+                    *have = Some(Lora::new(d_in, d_out, config, &mut rng, &device));
+                }
+            };
         for layer in &mut self.layers {
             let attn = &mut layer.self_attn;
-            attn.q_lora = adapter(LoraTarget::Q, &attn.q_proj);
-            attn.k_lora = adapter(LoraTarget::K, &attn.k_proj);
-            attn.v_lora = adapter(LoraTarget::V, &attn.v_proj);
-            attn.o_lora = adapter(LoraTarget::O, &attn.o_proj);
+            add(LoraTarget::Q, &attn.q_proj, &mut attn.q_lora);
+            add(LoraTarget::K, &attn.k_proj, &mut attn.k_lora);
+            add(LoraTarget::V, &attn.v_proj, &mut attn.v_lora);
+            add(LoraTarget::O, &attn.o_proj, &mut attn.o_lora);
             let mlp = &mut layer.mlp;
-            mlp.gate_lora = adapter(LoraTarget::Gate, &mlp.gate_proj);
-            mlp.up_lora = adapter(LoraTarget::Up, &mlp.up_proj);
-            mlp.down_lora = adapter(LoraTarget::Down, &mlp.down_proj);
+            add(LoraTarget::Gate, &mlp.gate_proj, &mut mlp.gate_lora);
+            add(LoraTarget::Up, &mlp.up_proj, &mut mlp.up_lora);
+            add(LoraTarget::Down, &mlp.down_proj, &mut mlp.down_lora);
         }
         self.lora = Some(config.clone());
         self

@@ -29,17 +29,25 @@ pub(super) fn build_model<B: AutodiffBackend>(
     match &config.model {
         ModelSource::Pretrained(path) => {
             let (model, tokenizer, base) = pretrained::<B>(config, path, device)?;
-            let model = match (config.mode, &config.lora, model.llm.lora.as_ref()) {
-                (TrainMode::Lora, Some(lora), None) => CometModel {
-                    llm: model.llm.with_lora(lora, lora_seed),
+            // Fresh adapters, or more projections for an adapter trained on fewer.
+            let grow = match (config.mode, &config.lora, model.llm.lora.as_ref()) {
+                (TrainMode::Lora, Some(want), None) => Some(want),
+                (TrainMode::Lora, Some(want), Some(have)) if have != want => {
+                    if !have.grows_into(want) {
+                        return Err(Error::Training(format!(
+                            "the adapter's LoRA config ({have:?}) differs from the training config's ({want:?}): only more targets at the same rank and alpha can be added"
+                        )));
+                    }
+                    Some(want)
+                }
+                _ => None,
+            };
+            let model = match grow {
+                Some(want) => CometModel {
+                    llm: model.llm.with_lora(want, lora_seed),
                     ..model
                 },
-                (TrainMode::Lora, Some(want), Some(have)) if have != want => {
-                    return Err(Error::Training(format!(
-                        "the adapter's LoRA config ({have:?}) differs from the training config's ({want:?})"
-                    )))
-                }
-                _ => model,
+                None => model,
             };
             Ok((model, tokenizer, Some(base)))
         }
