@@ -13,7 +13,9 @@ use comet::backend::Backend as Selected;
 use comet::comet::CometModel;
 use comet::data::{Filler, Passkey, SourceConfig, TrainData, DEFAULT_FILLER};
 use comet::layout::Sequence;
-use comet::train::{grads, recomputed_gradients, Silent, StepLog, TrainConfig, Trainer};
+use comet::train::{
+    grads, join_parameter_graphs, recomputed_gradients, Silent, StepLog, TrainConfig, Trainer,
+};
 use comet::weights::random_llm;
 use common::{autodiff_lock, byte_level_model_json, tiny_comet, tiny_config, tokens};
 
@@ -230,6 +232,28 @@ fn recomputation_gives_the_gradients_of_back_propagation() {
     let diff = grads::max_relative_difference(&model, &mut plain, &recomputed);
     assert!(diff < 1e-4, "largest relative gradient difference {diff}");
     assert!(plain.len() > 20, "{} parameters got gradients", plain.len());
+}
+
+#[test]
+fn joining_parameter_graphs_changes_no_gradient() {
+    let _serial = autodiff_lock();
+    let device = Default::default();
+    // Two copies of one model, each with fresh parameters (a graph of their own each).
+    let model = || {
+        comet::train::checkpoint::stable_ids(CometModel::new(
+            random_llm::<TB>(&tiny_config(false), 9, &device),
+            tiny_comet(),
+        ))
+    };
+    let batch = [Sequence::answer_only(tokens(90, 3, 0, 64), 70)];
+    let (plain, joined) = (model(), model());
+    let mut expected = GradientsParams::from_grads(plain.loss(&batch).unwrap().backward(), &plain);
+    join_parameter_graphs(&joined);
+    let grads = GradientsParams::from_grads(joined.loss(&batch).unwrap().backward(), &joined);
+    assert!(grads.len() > 20, "{} parameters got gradients", grads.len());
+    assert_eq!(expected.len(), grads.len());
+    let diff = grads::max_relative_difference(&plain, &mut expected, &grads);
+    assert!(diff < 1e-6, "largest relative gradient difference {diff}");
 }
 
 #[test]

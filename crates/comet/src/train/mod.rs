@@ -5,6 +5,7 @@ mod adamw;
 pub mod checkpoint;
 mod config;
 pub mod grads;
+mod graph;
 mod log;
 mod precision;
 mod recompute;
@@ -13,6 +14,7 @@ mod trainer;
 
 pub use adamw::FusedAdamW;
 pub use config::{ModelSource, Precision, TrainConfig, TrainMode, VariableChunks};
+pub use graph::join_parameter_graphs;
 pub use log::{Observer, Silent, StepLog};
 pub use precision::compute_model;
 pub use recompute::recomputed_gradients;

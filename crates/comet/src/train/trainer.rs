@@ -15,7 +15,9 @@ use super::adamw::FusedAdamW;
 use super::checkpoint::{self, check_resumable, checkpoint_dir, Adam, TrainerState};
 use super::log::{self, Observer, StepLog};
 use super::start::{build_model, freeze, Base};
-use super::{compute_model, grads, recomputed_gradients, TrainConfig, TrainMode};
+use super::{
+    compute_model, grads, join_parameter_graphs, recomputed_gradients, TrainConfig, TrainMode,
+};
 use crate::comet::{CometModel, ContextParallel};
 use crate::data::{mix_seed, TrainData};
 use crate::fsutil::replace_dir;
@@ -158,6 +160,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         scale: f32,
     ) -> Result<(f64, GradientsParams)> {
         let precision = self.config.precision;
+        join_parameter_graphs(&self.model);
         if self.config.recompute {
             let compute = compute_model(&self.model, precision);
             return recomputed_gradients(&self.model, &compute, batch, builder, scale);
