@@ -27,7 +27,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for FirstElements<B> {
         let value = param.val();
         if value.is_require_grad() {
             let n = value.shape().num_elements();
-            self.picked.push(value.reshape([n]).slice([0..1]));
+            self.picked.push(value.reshape([n]).narrow(0, 0, 1));
         }
     }
 }
