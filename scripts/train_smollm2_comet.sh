@@ -13,8 +13,9 @@
 #           single-key reading got worse (a dead end, kept for the record)
 #   stage6  from stage 4's adapter: LoRA grown onto the MLP (gate, up, down), 512-2,048
 #           tokens, budget 256, 12% six-key ask_all samples
-# Each stage continues from the previous stage's adapter (stage 6 from stage 4's); every stage resumes exactly from
-# its checkpoint (in $COMET_CACHE/runs/), so re-running the script goes on where it stopped.
+# Each stage continues from the previous stage's adapter (stage 6 from stage 4's); every
+# stage resumes exactly from its checkpoint (in $COMET_CACHE/runs/), so re-running the
+# script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
 # King James Bible is kept out of training for evaluation.
 #

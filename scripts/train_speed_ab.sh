@@ -18,7 +18,11 @@ work="${TMPDIR:-/tmp}/comet-ab"
 mkdir -p "$work"
 bash scripts/fetch_assets.sh smollm2 >/dev/null
 bash scripts/fetch_assets.sh corpora >/dev/null
-cp -rn assets/runs/smollm2-comet/stage3-adapter "$CACHE/runs/smollm2-comet-stage3/adapter" 2>/dev/null || true
+# The recipe starts from stage 3's adapter (committed; copied into the cache when missing).
+if [ ! -d "$CACHE/runs/smollm2-comet-stage3/adapter" ]; then
+  mkdir -p "$CACHE/runs/smollm2-comet-stage3"
+  cp -r assets/runs/smollm2-comet/stage3-adapter "$CACHE/runs/smollm2-comet-stage3/adapter"
+fi
 cargo build --release -p comet-cli
 new="${CARGO_TARGET_DIR:-target}/release/comet"
 [ -d "$work/old" ] || git worktree add -f "$work/old" "$OLD_REV"

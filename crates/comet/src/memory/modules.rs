@@ -28,10 +28,9 @@ fn linear<B: Backend>(
 }
 
 /// `x @ W` for `x` `[batch, n, d_in]` and a bias-free [`Linear`] `[d_in, d_out]`, as one 2-D
-/// product with the weight itself. Under autodiff an op whose only tracked input is a
-/// parameter (`Linear::forward` unsqueezes its weight) starts a new graph on every call, and
-/// merging it into the chunk's graph costs time in proportion to that graph: in training,
-/// about a third of each step went to such merges.
+/// product with the weight itself: `Linear::forward` unsqueezes the weight first, an op on a
+/// parameter alone, which under autodiff can start a graph that costs a merge
+/// (see `train/graph.rs`).
 fn project<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, n, d_in] = x.dims();
     let weight = linear.weight.val();
@@ -42,7 +41,7 @@ fn project<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
 }
 
 /// RMSNorm through the backend's kernels, which take the weight as a direct input (Burn's
-/// `RmsNorm::forward` unsqueezes it first: a graph merge per call, see [`project`]).
+/// `RmsNorm::forward` unsqueezes it first, as [`project`] avoids).
 fn norm<B: Backend>(norm: &RmsNorm<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     crate::kernels::kernels::<B>().rms_norm(x, norm)
 }

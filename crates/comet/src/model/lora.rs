@@ -116,8 +116,8 @@ impl<B: Backend> Lora<B> {
     }
 
     /// The update `[batch, seq, d_out]` for inputs `[batch, seq, d_in]`. The scale goes on
-    /// the `[batch * seq, rank]` product, not on `B`: under autodiff an op on a parameter
-    /// alone starts a new graph, and merging it back costs time in proportion to the graph.
+    /// the `[batch * seq, rank]` product, not on `B`: an op on a parameter alone can start an
+    /// autodiff graph that costs a merge (see `train/graph.rs`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, d_in] = x.dims();
         let d_out = self.b.dims()[1];

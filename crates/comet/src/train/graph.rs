@@ -10,24 +10,19 @@
 //! holds a single node, leaves the forward nothing to merge: everything it records descends
 //! from a parameter and lands in that one graph.
 
-use std::marker::PhantomData;
-
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
 /// First element of every parameter that requires a gradient.
-struct FirstElements<B: Backend> {
-    picked: Vec<Tensor<B, 1>>,
-    _backend: PhantomData<B>,
-}
+struct FirstElements<B: Backend>(Vec<Tensor<B, 1>>);
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for FirstElements<B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let value = param.val();
         if value.is_require_grad() {
             let n = value.shape().num_elements();
-            self.picked.push(value.reshape([n]).narrow(0, 0, 1));
+            self.0.push(value.reshape([n]).narrow(0, 0, 1));
         }
     }
 }
@@ -36,13 +31,10 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for FirstElements<B> {
 /// into one while each is a single node. Call it before every forward pass whose backward
 /// follows (the optimizer's new parameters start new graphs).
 pub fn join_parameter_graphs<B: AutodiffBackend, M: Module<B>>(model: &M) {
-    let mut visitor = FirstElements {
-        picked: Vec::new(),
-        _backend: PhantomData,
-    };
-    model.visit(&mut visitor);
-    if visitor.picked.len() > 1 {
+    let mut first = FirstElements(Vec::new());
+    model.visit(&mut first);
+    if first.0.len() > 1 {
         // Dropped at once: only its registration in the graph matters.
-        let _joined = Tensor::cat(visitor.picked, 0);
+        let _joined = Tensor::cat(first.0, 0);
     }
 }
