@@ -2,6 +2,7 @@
 //! sample `i` of a dataset is always the same, so a resumed run sees the same order.
 //!
 //! - [`passkey`]: passkey / needle samples over a haystack ([`filler`]).
+//! - [`recall`]: cued recall of a passage from earlier in a haystack window.
 //! - [`text`]: plain language modelling over a corpus file.
 //! - [`jsonl`]: `input`/`output` and chat JSONL, loss on the answer only.
 
@@ -10,6 +11,7 @@ pub mod filler;
 pub mod jsonl;
 pub mod passkey;
 mod passkey_source;
+pub mod recall;
 mod source;
 pub mod text;
 
@@ -22,6 +24,7 @@ pub use filler::{Filler, DEFAULT_FILLER};
 pub use jsonl::{JsonlData, JsonlSource, Record};
 pub use passkey::{mix_seed, Passkey, PasskeySample};
 pub use passkey_source::PasskeyData;
+pub use recall::RecallData;
 pub use source::{DataSource, SourceSpec};
 pub use text::{TextCorpus, TextData};
 
@@ -37,6 +40,8 @@ pub enum SourceConfig {
     Passkey(PasskeyData),
     /// Copying drills.
     Copy(CopyData),
+    /// Cued recall of an earlier passage.
+    Recall(RecallData),
     /// Windows of a text file.
     Text(TextData),
     /// `input`/`output` or chat JSONL.
@@ -49,6 +54,7 @@ impl SourceConfig {
         match self {
             Self::Passkey(c) => c,
             Self::Copy(c) => c,
+            Self::Recall(c) => c,
             Self::Text(c) => c,
             Self::Jsonl(c) => c,
         }
@@ -59,6 +65,7 @@ impl SourceConfig {
         match self {
             Self::Passkey(c) => c,
             Self::Copy(c) => c,
+            Self::Recall(c) => c,
             Self::Text(c) => c,
             Self::Jsonl(c) => c,
         }
