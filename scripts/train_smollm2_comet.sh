@@ -16,14 +16,16 @@
 #   stage7  from stage 3's adapter: 60% cued recall (a 32-token passage from earlier in the
 #           window, its first 4-12 tokens given, the rest scored: ~6x the scored tokens
 #           read through memory per sample), 40% passkey; 512-2,048 tokens, budget 256
-# Each stage continues from the previous stage's adapter (stages 6 and 7 from earlier ones); every
+#   stage8  from stage 3's adapter: compression stride 4 (one entry per 4 text tokens, not 8),
+#           budget 512 (the whole 2,048-token input), 40% cued recall, 60% passkey
+# Each stage continues from the previous stage's adapter (stages 6-8 from earlier ones); every
 # stage resumes exactly from its checkpoint (in $COMET_CACHE/runs/), so re-running the
 # script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
 # King James Bible is kept out of training for evaluation.
 #
 # Usage: scripts/train_smollm2_comet.sh [FIRST_STAGE] [LAST_STAGE]   (default: where the run
-#        stands, 7)
+#        stands, 8)
 #   CUDA=1  builds with the cuda feature and multiplies batch sizes by GPU_BATCH (8).
 #   GATE=0.9  accuracy-gated curriculum: after each stage its adapter reads GATE_TRIALS (16)
 #           passkey inputs of the stage's length with the needle in an earlier chunk
@@ -48,7 +50,7 @@ export COMET_CACHE="$CACHE"
 # Committed progress into the cache (never over a newer local run). The run goes on at the
 # stage with a checkpoint, else after the last stage with a finished adapter.
 latest=1
-for stage in 1 2 3 4 5 6 7; do
+for stage in 1 2 3 4 5 6 7 8; do
   run="$CACHE/runs/smollm2-comet-stage$stage"
   if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
@@ -64,7 +66,7 @@ for stage in 1 2 3 4 5 6 7; do
   fi
 done
 FIRST="${1:-$latest}"
-LAST="${2:-7}"
+LAST="${2:-8}"
 if [ "$FIRST" -gt "$LAST" ]; then
   echo "every stage up to $LAST has finished (adapters in $CACHE/runs/); nothing to train" >&2
   exit 0
