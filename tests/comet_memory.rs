@@ -8,7 +8,7 @@ use burn::prelude::*;
 use comet::comet::CometModel;
 use comet::generate::{CometDecoder, Decoder};
 use comet::layout::Sequence;
-use comet::memory::CometConfig;
+use comet::memory::{CometConfig, TempSource};
 use comet::weights::random_llm;
 use common::{
     assert_decoding_follows_the_training_forward, max_abs_diff, tiny_comet, tiny_config, tokens,
@@ -49,6 +49,58 @@ fn decoding_follows_training_when_the_prompt_fills_its_last_chunk() {
         ..tiny_comet()
     };
     assert_decoding_follows_the_training_forward(&model(comet, true), 20, 1e-4);
+}
+
+fn text_input(stride: usize, budget: usize) -> CometConfig {
+    CometConfig {
+        compression_stride: stride,
+        temp_budget: budget,
+        temp_source: TempSource::TextInput,
+        ..tiny_comet()
+    }
+}
+
+/// Text-input entries lay out no compression token; decoding still follows training
+/// across stride and chunk boundaries.
+#[test]
+fn decoding_follows_training_with_text_input_entries() {
+    assert_decoding_follows_the_training_forward(&model(text_input(4, 5), true), 20, 1e-4);
+}
+
+/// With text-input entries at stride 1, a budget that holds every earlier token, no global
+/// memory and identity memory modules, the temporary memory holds exactly the layer inputs
+/// full attention would project its keys and values from, at the same positions: reading
+/// chunk by chunk gives full attention's logits.
+#[test]
+fn text_input_memory_at_stride_one_reads_as_full_attention() {
+    let comet = CometConfig {
+        use_global: false,
+        ..text_input(1, 64)
+    };
+    let mut model = model(comet, false);
+    for memory in &mut model.memory {
+        let up = &mut memory.temporary.adapter.up;
+        up.weight = burn::module::Param::from_tensor(up.weight.val().zeros_like());
+    }
+    let ids = tokens(40, 6, 0, 64);
+    let chunked: Vec<f32> =
+        training_logits(&model, &[Sequence::language_model(ids.clone())]).concat();
+    let device = Default::default();
+    let full: Vec<f32> = model
+        .llm
+        .forward(common::ids_tensor::<B>(&ids, &device), None)
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .unwrap();
+    assert_eq!(chunked.len(), full.len());
+    let diff = max_abs_diff(&chunked, &full);
+    assert!(diff < 1e-3, "chunked vs full attention: {diff}");
+    // A budget that drops the oldest tokens no longer matches.
+    let mut short = model.clone();
+    short.comet.temp_budget = 8;
+    let chunked = training_logits(&short, &[Sequence::language_model(ids)]).concat();
+    assert!(max_abs_diff(&chunked, &full) > 1e-3);
 }
 
 #[test]

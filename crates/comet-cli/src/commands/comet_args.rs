@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use comet::backend::{self, Backend};
 use comet::comet::{load_comet_adapter, stored_config, LoadedComet};
-use comet::memory::CometConfig;
+use comet::memory::{CometConfig, TempSource};
 
 /// CoMeT options: sizes for fresh (untrained) memory modules, or changes to a trained
 /// model's stored config (chunk size, budget, ablation switches).
@@ -42,6 +42,10 @@ pub struct CometArgs {
     /// Ablation: no global memory (no readout tokens).
     #[arg(long)]
     pub no_global: bool,
+    /// Temporary-memory entries from `compression_output` (the paper) or `text_input` (the
+    /// layer input of the text token each compression token closes).
+    #[arg(long)]
+    pub temp_source: Option<TempSource>,
 }
 
 impl CometArgs {
@@ -60,7 +64,8 @@ impl CometArgs {
             || self.adapter_rank.is_some()
             || self.no_gate
             || self.no_temp
-            || self.no_global;
+            || self.no_global
+            || self.temp_source.is_some();
         any.then(|| CometConfig {
             chunk_size: self.chunk_size.unwrap_or(base.chunk_size),
             memory_slots: self.memory_slots.unwrap_or(base.memory_slots),
@@ -70,6 +75,7 @@ impl CometArgs {
             use_gate: base.use_gate && !self.no_gate,
             use_global: base.use_global && !self.no_global,
             use_temp: base.use_temp && !self.no_temp,
+            temp_source: self.temp_source.unwrap_or(base.temp_source),
         })
     }
 

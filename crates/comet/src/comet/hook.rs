@@ -4,13 +4,13 @@ use burn::prelude::*;
 use burn::tensor::Int;
 
 use crate::layout::ChunkLayout;
-use crate::memory::{CometConfig, LayerMemory, LayerState};
+use crate::memory::{CometConfig, LayerMemory, LayerState, TempSource};
 use crate::model::LayerHook;
 
 /// Device-side indices a chunk's memory update needs, built once per chunk.
 pub struct ChunkIndices<B: Backend> {
-    /// Compression positions `[k]`.
-    compression: Option<Tensor<B, 1, Int>>,
+    /// Positions whose hidden state becomes a temporary-memory entry `[k]`.
+    entries: Option<Tensor<B, 1, Int>>,
     /// Which of `[old queue ; new entries]` to keep `[batch, new_slots, hidden]`.
     queue_keep: Option<Tensor<B, 3, Int>>,
     /// 1 for samples with text in this chunk `[batch, 1, 1]`.
@@ -29,13 +29,9 @@ impl<B: Backend> ChunkIndices<B> {
         device: &B::Device,
     ) -> Self {
         let batch = layout.batch;
-        let k = layout.compression_positions.len();
-        let compression = (k > 0).then(|| {
-            let idx: Vec<i64> = layout
-                .compression_positions
-                .iter()
-                .map(|&p| p as i64)
-                .collect();
+        let k = layout.entry_positions.len();
+        let entries = (k > 0).then(|| {
+            let idx: Vec<i64> = layout.entry_positions.iter().map(|&p| p as i64).collect();
             Tensor::from_data(TensorData::new(idx, [k]), device)
         });
         let queue_keep = (k > 0).then(|| {
@@ -50,7 +46,7 @@ impl<B: Backend> ChunkIndices<B> {
             .map(|&a| if a { 1.0 } else { 0.0 })
             .collect();
         Self {
-            compression,
+            entries,
             queue_keep,
             active: Tensor::from_data(TensorData::new(active, [batch, 1, 1]), device),
             all_active: layout.active.iter().all(|&a| a),
@@ -107,8 +103,15 @@ impl<B: Backend> ChunkMemory<'_, B> {
         Tensor::cat(parts, 1)
     }
 
-    /// Layer `layer`'s memory after the chunk, from the layer's output `hidden` and `old`.
-    pub fn write(&self, layer: usize, hidden: &Tensor<B, 3>, old: &LayerState<B>) -> LayerState<B> {
+    /// Layer `layer`'s memory after the chunk, from the layer's `input` (as [`Self::read`]
+    /// returned it), its output `hidden` and `old`.
+    pub fn write(
+        &self,
+        layer: usize,
+        input: &Tensor<B, 3>,
+        hidden: &Tensor<B, 3>,
+        old: &LayerState<B>,
+    ) -> LayerState<B> {
         let [batch, _, d] = hidden.dims();
         let memory = &self.memory[layer];
         let global = match self.layout.readout_start {
@@ -125,11 +128,15 @@ impl<B: Backend> ChunkMemory<'_, B> {
             }
             None => old.global.clone(),
         };
-        let queue = match (&self.indices.compression, &self.indices.queue_keep) {
+        let queue = match (&self.indices.entries, &self.indices.queue_keep) {
             (Some(positions), Some(keep)) => {
+                let source = match self.config.temp_source {
+                    TempSource::CompressionOutput => hidden,
+                    TempSource::TextInput => input,
+                };
                 let entries = memory
                     .temporary
-                    .compress(hidden.clone().select(1, positions.clone()));
+                    .compress(source.clone().select(1, positions.clone()));
                 let pool = match &old.queue {
                     // Only the chunk's temp_slots rows of the old queue are addressed by `keep`.
                     Some(q) => Tensor::cat(
@@ -157,15 +164,20 @@ pub struct ChunkHook<'a, B: Backend> {
     pub state: &'a [LayerState<B>],
     /// Memory after the chunk (per layer), filled as layers run.
     pub next: Vec<LayerState<B>>,
+    /// The current layer's input, kept for [`ChunkMemory::write`].
+    pub input: Option<Tensor<B, 3>>,
 }
 
 impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
     fn before_layer(&mut self, layer: usize, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.step.read(layer, hidden, &self.state[layer])
+        let input = self.step.read(layer, hidden, &self.state[layer]);
+        self.input = Some(input.clone());
+        input
     }
 
     fn after_layer(&mut self, layer: usize, hidden: &Tensor<B, 3>) {
-        let next = self.step.write(layer, hidden, &self.state[layer]);
+        let input = self.input.take().expect("before_layer runs first");
+        let next = self.step.write(layer, &input, hidden, &self.state[layer]);
         self.next.push(next);
     }
 }

@@ -168,6 +168,7 @@ impl<B: Backend> CometModel<B> {
             step: self.chunk_memory(layout, &inputs.indices),
             state: &state.layers,
             next: Vec::with_capacity(self.memory.len()),
+            input: None,
         };
         let input = ForwardInput {
             positions: inputs.positions,

@@ -181,10 +181,16 @@ fn run_layer<B: AutodiffBackend>(
     for t in range {
         let input = &mut inputs[t];
         let step = model.chunk_memory(&layouts[t], &input.indices);
-        let hidden = step.read(layer, input.hidden.clone(), &state);
+        let layer_input = step.read(layer, input.hidden.clone(), &state);
         let memory = layouts[t].memory_slots();
-        let hidden = model.llm.layers[layer].forward(hidden, &ropes[t], &input.mask, None, memory);
-        state = step.write(layer, &hidden, &state);
+        let hidden = model.llm.layers[layer].forward(
+            layer_input.clone(),
+            &ropes[t],
+            &input.mask,
+            None,
+            memory,
+        );
+        state = step.write(layer, &layer_input, &hidden, &state);
         input.hidden = hidden;
     }
     state

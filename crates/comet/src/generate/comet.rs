@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use super::Decoder;
 use crate::comet::CometModel;
-use crate::memory::MemoryState;
+use crate::memory::{MemoryState, TempSource};
 use crate::model::{AttentionMask, ForwardInput, KvCache, NoHook};
 use crate::Result;
 
@@ -68,7 +68,11 @@ impl<B: Backend> Decoder for CometDecoder<'_, B> {
         }
         self.chunk_tokens.push(id);
         let mut ids = vec![id];
-        if c.use_temp && self.chunk_tokens.len().is_multiple_of(c.compression_stride) {
+        // With text-input entries no compression token is laid out (see `TempSource`).
+        if c.use_temp
+            && c.temp_source == TempSource::CompressionOutput
+            && self.chunk_tokens.len().is_multiple_of(c.compression_stride)
+        {
             ids.push(self.model.special_tokens().compression);
         }
         let n = ids.len();

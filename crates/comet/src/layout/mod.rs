@@ -11,7 +11,7 @@ mod tokens;
 
 pub use tokens::SpecialTokens;
 
-use crate::memory::CometConfig;
+use crate::memory::{CometConfig, TempSource};
 use crate::{Error, Result};
 
 /// Rejects an empty input or an id outside a vocabulary of `vocab` tokens.
@@ -91,8 +91,10 @@ pub struct ChunkLayout {
     pub input_ids: Vec<u32>,
     /// Layout positions of the text tokens, in order (`[text]`).
     pub text_positions: Vec<usize>,
-    /// Layout positions of the compression tokens (`[k]`).
-    pub compression_positions: Vec<usize>,
+    /// Layout positions whose hidden state becomes a temporary-memory entry (`[k]`): the
+    /// compression tokens, or with [`TempSource::TextInput`] the text tokens closing each
+    /// stride (no compression token is laid out then).
+    pub entry_positions: Vec<usize>,
     /// First readout position; readouts fill `readout_start..readout_start + m`.
     pub readout_start: Option<usize>,
     /// Whether each position holds something real (`[batch * len]`); padding is never a key.
@@ -251,7 +253,7 @@ impl LayoutBuilder {
             temp_slots: g.temp_slots,
             input_ids: Vec::with_capacity(b_n * len),
             text_positions: positions(|k| matches!(k, Kind::Text(_))),
-            compression_positions: positions(|k| matches!(k, Kind::Compress(_))),
+            entry_positions: g.entries.clone(),
             readout_start: g.readout_start,
             real: Vec::with_capacity(b_n * len),
             position_ids: Vec::with_capacity(b_n * len),
@@ -300,12 +302,14 @@ impl LayoutBuilder {
         let mut kinds = Vec::new();
         kinds.extend((0..global_slots).map(|_| Kind::Global));
         kinds.extend((0..temp_slots).map(Kind::Temp));
-        let mut compressions = 0;
+        let mut entries = Vec::new();
         for i in 0..n_text {
             kinds.push(Kind::Text(i));
             if (i + 1) % stride == 0 || (tail_compression && i + 1 == n_text) {
-                kinds.push(Kind::Compress(compressions));
-                compressions += 1;
+                if c.temp_source == TempSource::CompressionOutput {
+                    kinds.push(Kind::Compress(entries.len()));
+                }
+                entries.push(kinds.len() - 1);
             }
         }
         let readout_start = readouts.then_some(kinds.len());
@@ -319,6 +323,7 @@ impl LayoutBuilder {
             readout_start,
             n_text,
             tail_compression,
+            entries,
         }
     }
 
@@ -381,6 +386,8 @@ struct Geometry {
     n_text: usize,
     /// Whether a partial last block gets a compression token.
     tail_compression: bool,
+    /// Positions whose hidden state becomes a temporary-memory entry.
+    entries: Vec<usize>,
 }
 
 #[cfg(test)]

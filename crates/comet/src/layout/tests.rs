@@ -36,9 +36,29 @@ fn first_chunk_has_no_memory_slots() {
     assert_eq!(first.input_ids, vec![1, 2, C, 3, 4, C, R0, R0 + 1]);
     assert_eq!(first.position_ids, (0..8).collect::<Vec<i64>>());
     assert_eq!(first.text_positions, vec![0, 1, 3, 4]);
-    assert_eq!(first.compression_positions, vec![2, 5]);
+    assert_eq!(first.entry_positions, vec![2, 5]);
     assert_eq!(first.readout_start, Some(6));
     assert!(!first.has_padding());
+}
+
+/// Text-input entries need no compression token: the text token closing each stride is
+/// the entry itself.
+#[test]
+fn text_input_entries_are_text_tokens_and_add_no_compression_token() {
+    let mut b = builder(4, 2, 2, 8);
+    b.config.temp_source = TempSource::TextInput;
+    let chunks = b.chunks(&[text(7)], fresh(1), true);
+    let first = &chunks[0];
+    assert_eq!(first.input_ids, vec![1, 2, 3, 4, R0, R0 + 1]);
+    assert_eq!(first.text_positions, vec![0, 1, 2, 3]);
+    assert_eq!(first.entry_positions, vec![1, 3]);
+    // The second chunk (2 global + 2 temporary slots, 3 text tokens) closes its partial
+    // block with its last token.
+    let second = &chunks[1];
+    assert_eq!(second.text_positions, vec![4, 5, 6]);
+    assert_eq!(second.entry_positions, vec![5, 6]);
+    assert_eq!(second.compression_counts, vec![2]);
+    assert!(!second.input_ids.contains(&C));
 }
 
 #[test]
@@ -67,7 +87,7 @@ fn short_last_chunk_and_chunk_not_a_multiple_of_the_stride() {
     assert_eq!(lens, vec![10, 10, 3]);
     // 10 text tokens, stride 4: compression after tokens 4 and 8, and after the last two
     // (a partial block still reaches the temporary memory, as in the reference).
-    assert_eq!(chunks[0].compression_positions, vec![4, 9, 12]);
+    assert_eq!(chunks[0].entry_positions, vec![4, 9, 12]);
     assert_eq!(chunks[0].compression_counts, vec![3]);
     // Queue grows by 3 per full chunk; the 3-token chunk adds one.
     assert_eq!(chunks[1].temp_slots, 3);
@@ -143,7 +163,7 @@ fn ablations_drop_their_tokens() {
     let chunks = b.chunks(&[text(8)], fresh(1), false);
     assert!(chunks
         .iter()
-        .all(|c| c.compression_positions.is_empty() && c.temp_slots == 0));
+        .all(|c| c.entry_positions.is_empty() && c.temp_slots == 0));
     b.config.use_temp = true;
     b.config.use_global = false;
     let chunks = b.chunks(&[text(8)], fresh(1), false);

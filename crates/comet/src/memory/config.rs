@@ -27,6 +27,37 @@ pub struct CometConfig {
     /// Keep a temporary memory (off: no temporary slots and no compression tokens).
     #[serde(default = "yes")]
     pub use_temp: bool,
+    /// Which hidden state becomes a temporary-memory entry.
+    #[serde(default)]
+    pub temp_source: TempSource,
+}
+
+/// Where a layer's temporary-memory entries come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TempSource {
+    /// The compression token's output of the layer (the paper and its reference code).
+    #[default]
+    CompressionOutput,
+    /// The layer's input at the text token each compression token closes: the hidden state
+    /// the layer's own keys and values are projected from, so a frozen base's heads can
+    /// match an entry as they would the token itself (at stride 1, a cache of the earlier
+    /// tokens' layer inputs).
+    TextInput,
+}
+
+impl std::str::FromStr for TempSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "compression_output" => Ok(Self::CompressionOutput),
+            "text_input" => Ok(Self::TextInput),
+            other => Err(format!(
+                "unknown temporary-memory source `{other}` (compression_output or text_input)"
+            )),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -45,6 +76,7 @@ impl Default for CometConfig {
             use_gate: true,
             use_global: true,
             use_temp: true,
+            temp_source: TempSource::default(),
         }
     }
 }

@@ -4,6 +4,6 @@ mod config;
 mod modules;
 mod state;
 
-pub use config::CometConfig;
+pub use config::{CometConfig, TempSource};
 pub use modules::{GlobalMemory, LayerMemory, LowRankAdapter, MemoryModuleConfig, TemporaryMemory};
 pub use state::{LayerState, MemoryState};
