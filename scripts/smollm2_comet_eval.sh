@@ -2,7 +2,8 @@
 # Passkey evaluation of the committed SmolLM2 CoMeT adapter on the held-out haystack (the
 # King James Bible, kept out of training): 5-digit keys, depths 0.1-0.9, TRIALS per cell.
 #
-# Usage: scripts/smollm2_comet_eval.sh [comet|comet-16k|full-attention|ablations|table|all]
+# Usage: scripts/smollm2_comet_eval.sh [comet|comet-16k|full-attention|ablations|table|
+#                                       progress|fresh|all]
 #   comet           the adapter at LENGTHS (default 2048,16384,65536)
 #   comet-16k       the adapter at 16,384 tokens with a temporary memory that holds them all
 #                   (BUDGET, default 2,048 entries)
@@ -11,8 +12,12 @@
 #   ablations       the adapter with one part of the memory switched off at evaluation
 #                   (--no-gate, --no-temp, --no-global, and no memory at all)
 #   table           results/smollm2-comet/table.md from the JSON files present
-#   progress DIR NAME  a training stage's adapter DIR on short inputs (256, 512 and 1,024
-#                   tokens, depths 0.05/0.5/0.9, 8 trials, seed 7): results/.../progress-NAME.json
+#   progress DIR NAME [FLAGS]  a training stage's adapter DIR on short inputs (256, 512 and
+#                   1,024 tokens, depths 0.05/0.5/0.9, 8 trials, seed 7), FLAGS (e.g.
+#                   --temp-source text_input) changing its stored config:
+#                   results/.../progress-NAME.json
+#   fresh NAME FLAGS  the same grid with fresh (untrained) memory modules and no adapter
+#                   (chunks of 128, 16 slots), FLAGS setting the rest
 # Environment: TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
 #   (0.1,0.5,0.9: full attention takes ~13 minutes per 16k-token input on 2 cores),
 #   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4), BUDGET (the temporary
@@ -82,8 +87,11 @@ case "$WHAT" in
     run no-memory "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global --no-temp ;;
   table) table | tee "$OUT/table.md" ;;
   progress)
-    SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" ;;
+    SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" "${@:4}" ;;
+  fresh)
+    SEED=7 BATCH=8 run "progress-$2" 256,512,1024 8 0.05,0.5,0.9 --comet --chunk-size 128 \
+      --memory-slots 16 "${@:3}" ;;
   all)
     "$0" comet; "$0" full-attention; "$0" ablations; "$0" table ;;
-  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME [FLAGS]|fresh NAME FLAGS|all]" >&2; exit 2 ;;
 esac

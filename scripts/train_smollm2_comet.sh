@@ -18,7 +18,15 @@
 #           read through memory per sample), 40% passkey; 512-2,048 tokens, budget 256
 #   stage8  from stage 3's adapter: compression stride 4 (one entry per 4 text tokens, not 8),
 #           budget 512 (the whole 2,048-token input), 40% cued recall, 60% passkey
-# Each stage continues from the previous stage's adapter (stages 6-8 from earlier ones); every
+#   stage9  fresh memory modules and LoRA, text-input entries (temp_source text_input: the
+#           layer inputs of every text token, stride 1), budget 256 (two chunks); 384-768
+#           tokens, 72% of needles in the first 30%, so most keys lie past the temporary
+#           window and only the global memory can bring them
+#   stage10 as stage 9 with stride 2 (budget 512, 256-1,024 tokens, 60% in the first 50%)
+#   stage11 as stage 9 with global candidates pooled from the chunk's text-token layer
+#           inputs (global_source text_pool), not taken from the readout outputs
+# Each stage continues from the previous stage's adapter (stages 6-8 from earlier ones,
+# stages 9-11 from fresh modules: separate experiments, run as `... 9 9`); every
 # stage resumes exactly from its checkpoint (in $COMET_CACHE/runs/), so re-running the
 # script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the
@@ -40,7 +48,8 @@
 # finished stage's adapter, which the next stage starts from; stageN-checkpoint/: the stage
 # in progress); they are copied into $COMET_CACHE/runs/ when missing there, and the script
 # starts at the latest stage with a checkpoint, so a fresh machine goes on where the last
-# one stopped. At the end the last stage's adapter is copied to assets/adapters/smollm2-comet/.
+# one stopped. At the end the last stage's adapter is copied to assets/adapters/smollm2-comet/
+# (INSTALL=1 by default for runs ending at stage 8 or before, 0 for the later experiments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECIPE=assets/recipes/smollm2-comet
@@ -147,6 +156,10 @@ for stage in $(seq "$FIRST" "$LAST"); do
   start="$run/adapter"
 done
 final="${start:-$CACHE/runs/smollm2-comet-stage$LAST/adapter}"
+if [ "${INSTALL:-$([ "$LAST" -le 8 ] && echo 1 || echo 0)}" != 1 ]; then
+  echo "adapter: $final (not installed; INSTALL=1 copies it to assets/adapters/)" >&2
+  exit 0
+fi
 rm -rf assets/adapters/smollm2-comet.tmp
 cp -r "$final" assets/adapters/smollm2-comet.tmp
 rm -rf assets/adapters/smollm2-comet

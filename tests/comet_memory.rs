@@ -8,7 +8,7 @@ use burn::prelude::*;
 use comet::comet::CometModel;
 use comet::generate::{CometDecoder, Decoder};
 use comet::layout::Sequence;
-use comet::memory::{CometConfig, TempSource};
+use comet::memory::{CometConfig, GlobalSource, TempSource};
 use comet::weights::random_llm;
 use common::{
     assert_decoding_follows_the_training_forward, max_abs_diff, tiny_comet, tiny_config, tokens,
@@ -103,13 +103,33 @@ fn text_input_memory_at_stride_one_reads_as_full_attention() {
     assert!(max_abs_diff(&chunked, &full) > 1e-3);
 }
 
+/// Global candidates pooled from the chunk's text-token layer inputs: decoding follows
+/// training, padding stays invisible, and the pooled memory computes something else than
+/// readout candidates on the same weights.
 #[test]
-fn padded_samples_compute_what_they_compute_alone() {
-    let model = model(tiny_comet(), false);
+fn text_pooled_global_memory_follows_training_and_ignores_padding() {
+    let pooled = CometConfig {
+        global_source: GlobalSource::TextPool,
+        ..text_input(4, 5)
+    };
+    let model = model(pooled, true);
+    assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
+    assert_padding_is_invisible(&model);
+    let mut readout = model.clone();
+    readout.comet.global_source = GlobalSource::Readout;
+    let ids = [Sequence::language_model(tokens(40, 6, 0, 64))];
+    let change = max_abs_diff(
+        &training_logits(&model, &ids).concat(),
+        &training_logits(&readout, &ids).concat(),
+    );
+    assert!(change > 1e-4, "text pool changed nothing ({change})");
+}
+
+fn assert_padding_is_invisible(model: &CometModel<B>) {
     let short = Sequence::language_model(tokens(17, 4, 0, 64));
     let long = Sequence::language_model(tokens(40, 5, 0, 64));
-    let alone = training_logits(&model, std::slice::from_ref(&short));
-    let batched = training_logits(&model, &[long, short.clone()]);
+    let alone = training_logits(model, std::slice::from_ref(&short));
+    let batched = training_logits(model, &[long, short.clone()]);
     let vocab = 64;
     for (t, alone) in alone.iter().enumerate() {
         let per_sample = batched[t].len() / 2;
@@ -117,6 +137,11 @@ fn padded_samples_compute_what_they_compute_alone() {
         assert!(max_abs_diff(second, alone) < 1e-4, "chunk {t}");
         assert_eq!(alone.len() % vocab, 0);
     }
+}
+
+#[test]
+fn padded_samples_compute_what_they_compute_alone() {
+    assert_padding_is_invisible(&model(tiny_comet(), false));
 }
 
 #[test]

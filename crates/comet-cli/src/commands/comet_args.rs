@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use comet::backend::{self, Backend};
 use comet::comet::{load_comet_adapter, stored_config, LoadedComet};
-use comet::memory::{CometConfig, TempSource};
+use comet::memory::{CometConfig, GlobalSource, TempSource};
 
 /// CoMeT options: sizes for fresh (untrained) memory modules, or changes to a trained
 /// model's stored config (chunk size, budget, ablation switches).
@@ -46,6 +46,10 @@ pub struct CometArgs {
     /// layer input of the text token each compression token closes).
     #[arg(long)]
     pub temp_source: Option<TempSource>,
+    /// Global-memory candidates from `readout` outputs (the paper) or `text_pool` (the
+    /// layer's text-token inputs pooled by attention).
+    #[arg(long)]
+    pub global_source: Option<GlobalSource>,
 }
 
 impl CometArgs {
@@ -65,7 +69,8 @@ impl CometArgs {
             || self.no_gate
             || self.no_temp
             || self.no_global
-            || self.temp_source.is_some();
+            || self.temp_source.is_some()
+            || self.global_source.is_some();
         any.then(|| CometConfig {
             chunk_size: self.chunk_size.unwrap_or(base.chunk_size),
             memory_slots: self.memory_slots.unwrap_or(base.memory_slots),
@@ -76,6 +81,7 @@ impl CometArgs {
             use_global: base.use_global && !self.no_global,
             use_temp: base.use_temp && !self.no_temp,
             temp_source: self.temp_source.unwrap_or(base.temp_source),
+            global_source: self.global_source.unwrap_or(base.global_source),
         })
     }
 

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use burn::tensor::Int;
 
 use crate::layout::ChunkLayout;
-use crate::memory::{CometConfig, LayerMemory, LayerState, TempSource};
+use crate::memory::{CometConfig, GlobalSource, LayerMemory, LayerState, TempSource};
 use crate::model::LayerHook;
 
 /// Device-side indices a chunk's memory update needs, built once per chunk.
@@ -13,6 +13,9 @@ pub struct ChunkIndices<B: Backend> {
     entries: Option<Tensor<B, 1, Int>>,
     /// Which of `[old queue ; new entries]` to keep `[batch, new_slots, hidden]`.
     queue_keep: Option<Tensor<B, 3, Int>>,
+    /// Text positions `[n]` and 1 for the real ones `[batch, 1, n]`, for pooled global
+    /// candidates ([`GlobalSource::TextPool`]).
+    text: Option<(Tensor<B, 1, Int>, Tensor<B, 3>)>,
     /// 1 for samples with text in this chunk `[batch, 1, 1]`.
     active: Tensor<B, 3>,
     /// Whether every sample is active (the common case; skips a blend).
@@ -40,6 +43,8 @@ impl<B: Backend> ChunkIndices<B> {
                 .unsqueeze_dim::<3>(2)
                 .expand([batch, slots, hidden])
         });
+        let pooled = config.global_source == GlobalSource::TextPool;
+        let text = (pooled && layout.readout_start.is_some()).then(|| text_indices(layout, device));
         let active: Vec<f32> = layout
             .active
             .iter()
@@ -48,10 +53,29 @@ impl<B: Backend> ChunkIndices<B> {
         Self {
             entries,
             queue_keep,
+            text,
             active: Tensor::from_data(TensorData::new(active, [batch, 1, 1]), device),
             all_active: layout.active.iter().all(|&a| a),
         }
     }
+}
+
+/// The text positions of `layout` `[n]` and which are real `[batch, 1, n]`.
+fn text_indices<B: Backend>(
+    layout: &ChunkLayout,
+    device: &B::Device,
+) -> (Tensor<B, 1, Int>, Tensor<B, 3>) {
+    let positions = &layout.text_positions;
+    let n = positions.len();
+    let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+    let real: Vec<f32> = (0..layout.batch)
+        .flat_map(|b| positions.iter().map(move |&p| (b * layout.len + p, p)))
+        .map(|(i, _)| if layout.real[i] { 1.0 } else { 0.0 })
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(idx, [n]), device),
+        Tensor::from_data(TensorData::new(real, [layout.batch, 1, n]), device),
+    )
 }
 
 /// One chunk's memory step at any layer: what the chunk's slots read before the layer, and
@@ -112,47 +136,73 @@ impl<B: Backend> ChunkMemory<'_, B> {
         hidden: &Tensor<B, 3>,
         old: &LayerState<B>,
     ) -> LayerState<B> {
+        LayerState {
+            global: self.write_global(layer, input, hidden, old.global.clone()),
+            queue: self.write_queue(layer, input, hidden, old.queue.as_ref()),
+        }
+    }
+
+    /// The gated global state after the chunk (unchanged without readouts).
+    fn write_global(
+        &self,
+        layer: usize,
+        input: &Tensor<B, 3>,
+        hidden: &Tensor<B, 3>,
+        old: Option<Tensor<B, 3>>,
+    ) -> Option<Tensor<B, 3>> {
+        let Some(start) = self.layout.readout_start else {
+            return old;
+        };
         let [batch, _, d] = hidden.dims();
-        let memory = &self.memory[layer];
-        let global = match self.layout.readout_start {
-            Some(start) => {
-                let readouts =
-                    hidden
-                        .clone()
-                        .slice([0..batch, start..start + self.config.memory_slots, 0..d]);
-                let updated =
-                    memory
-                        .global
-                        .update(readouts, old.global.clone(), self.config.use_gate);
-                Some(self.keep_inactive(updated, old.global.as_ref()))
-            }
-            None => old.global.clone(),
+        let global = &self.memory[layer].global;
+        let readouts =
+            hidden
+                .clone()
+                .slice([0..batch, start..start + self.config.memory_slots, 0..d]);
+        let candidates = match &self.indices.text {
+            Some((positions, real)) => global.pool(
+                readouts,
+                input.clone().select(1, positions.clone()),
+                real.clone(),
+            ),
+            None => readouts,
         };
-        let queue = match (&self.indices.entries, &self.indices.queue_keep) {
-            (Some(positions), Some(keep)) => {
-                let source = match self.config.temp_source {
-                    TempSource::CompressionOutput => hidden,
-                    TempSource::TextInput => input,
-                };
-                let entries = memory
-                    .temporary
-                    .compress(source.clone().select(1, positions.clone()));
-                let pool = match &old.queue {
-                    // Only the chunk's temp_slots rows of the old queue are addressed by `keep`.
-                    Some(q) => Tensor::cat(
-                        vec![
-                            q.clone().slice([0..batch, 0..self.layout.temp_slots, 0..d]),
-                            entries,
-                        ],
-                        1,
-                    ),
-                    None => entries,
-                };
-                Some(pool.gather(1, keep.clone()))
-            }
-            _ => old.queue.clone(),
+        let updated = global.update(candidates, old.clone(), self.config.use_gate);
+        Some(self.keep_inactive(updated, old.as_ref()))
+    }
+
+    /// The FIFO queue after the chunk: the newest entries of `[old queue ; this chunk's]`.
+    fn write_queue(
+        &self,
+        layer: usize,
+        input: &Tensor<B, 3>,
+        hidden: &Tensor<B, 3>,
+        old: Option<&Tensor<B, 3>>,
+    ) -> Option<Tensor<B, 3>> {
+        let (Some(positions), Some(keep)) = (&self.indices.entries, &self.indices.queue_keep)
+        else {
+            return old.cloned();
         };
-        LayerState { global, queue }
+        let [batch, _, d] = hidden.dims();
+        let source = match self.config.temp_source {
+            TempSource::CompressionOutput => hidden,
+            TempSource::TextInput => input,
+        };
+        let entries = self.memory[layer]
+            .temporary
+            .compress(source.clone().select(1, positions.clone()));
+        let pool = match old {
+            // Only the chunk's temp_slots rows of the old queue are addressed by `keep`.
+            Some(q) => Tensor::cat(
+                vec![
+                    q.clone().slice([0..batch, 0..self.layout.temp_slots, 0..d]),
+                    entries,
+                ],
+                1,
+            ),
+            None => entries,
+        };
+        Some(pool.gather(1, keep.clone()))
     }
 }
 

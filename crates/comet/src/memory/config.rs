@@ -30,6 +30,36 @@ pub struct CometConfig {
     /// Which hidden state becomes a temporary-memory entry.
     #[serde(default)]
     pub temp_source: TempSource,
+    /// What the global memory's candidates are made of.
+    #[serde(default)]
+    pub global_source: GlobalSource,
+}
+
+/// What a layer's global-memory candidates are made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GlobalSource {
+    /// The readout tokens' outputs of the layer (the paper).
+    #[default]
+    Readout,
+    /// The chunk's text-token inputs of the layer, pooled by attention: each readout output
+    /// scores the text tokens, so a slot holds a mixture of hidden states the base's heads
+    /// already read (one state, once the scores are sharp).
+    TextPool,
+}
+
+impl std::str::FromStr for GlobalSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "readout" => Ok(Self::Readout),
+            "text_pool" => Ok(Self::TextPool),
+            other => Err(format!(
+                "unknown global-memory source `{other}` (readout or text_pool)"
+            )),
+        }
+    }
 }
 
 /// Where a layer's temporary-memory entries come from.
@@ -77,6 +107,7 @@ impl Default for CometConfig {
             use_global: true,
             use_temp: true,
             temp_source: TempSource::default(),
+            global_source: GlobalSource::default(),
         }
     }
 }

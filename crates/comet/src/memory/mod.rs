@@ -4,6 +4,6 @@ mod config;
 mod modules;
 mod state;
 
-pub use config::{CometConfig, TempSource};
+pub use config::{CometConfig, GlobalSource, TempSource};
 pub use modules::{GlobalMemory, LayerMemory, LowRankAdapter, MemoryModuleConfig, TemporaryMemory};
 pub use state::{LayerState, MemoryState};

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::module::Param;
 use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
+use burn::tensor::activation::{sigmoid, softmax};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -150,6 +150,25 @@ impl<B: Backend> GlobalMemory<B> {
             }
             _ => candidate,
         }
+    }
+
+    /// Candidates `[batch, m, hidden]` pooled from a chunk's text-token layer inputs `text`
+    /// `[batch, n, hidden]`: readout outputs `readouts` `[batch, m, hidden]` score the text
+    /// tokens in the adapter's down projection (rank r); `real` `[batch, 1, n]` is 1 for a
+    /// real token, 0 for padding.
+    pub fn pool(
+        &self,
+        readouts: Tensor<B, 3>,
+        text: Tensor<B, 3>,
+        real: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let rank = self.adapter.down.weight.dims()[1];
+        let queries = project(&self.adapter.down, norm(&self.norm, readouts));
+        let keys = project(&self.adapter.down, norm(&self.norm, text.clone()));
+        // [batch, m, n]; padding gets a score far below any real one.
+        let scores = queries.matmul(keys.swap_dims(1, 2)) / (rank as f64).sqrt()
+            + (real.cast(text.dtype()) - 1.0) * 1e4;
+        softmax(scores, 2).matmul(text)
     }
 
     /// Slot inputs G `[batch, m, hidden]` of a state.
