@@ -3,7 +3,7 @@
 # King James Bible, kept out of training): 5-digit keys, depths 0.1-0.9, TRIALS per cell.
 #
 # Usage: scripts/smollm2_comet_eval.sh [comet|comet-16k|full-attention|ablations|table|
-#                                       progress|fresh|all]
+#                                       progress|progress-full|fresh|all]
 #   comet           the adapter at LENGTHS (default 2048,16384,65536)
 #   comet-16k       the adapter at 16,384 tokens with a temporary memory that holds them all
 #                   (BUDGET, default 2,048 entries)
@@ -18,6 +18,7 @@
 #                   results/.../progress-NAME.json
 #   fresh NAME FLAGS  the same grid with fresh (untrained) memory modules and no adapter
 #                   (chunks of 128, 16 slots), FLAGS setting the rest
+#   progress-full   the same grid read by the base model with full attention, no memory
 # Environment: TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
 #   (0.1,0.5,0.9: full attention takes ~13 minutes per 16k-token input on 2 cores),
 #   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4), BUDGET (the temporary
@@ -88,10 +89,12 @@ case "$WHAT" in
   table) table | tee "$OUT/table.md" ;;
   progress)
     SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" "${@:4}" ;;
+  progress-full)
+    SEED=7 BATCH=1 run progress-full-attention 256,512,1024 8 0.05,0.5,0.9 --full-attention ;;
   fresh)
     SEED=7 BATCH=8 run "progress-$2" 256,512,1024 8 0.05,0.5,0.9 --comet --chunk-size 128 \
       --memory-slots 16 "${@:3}" ;;
   all)
     "$0" comet; "$0" full-attention; "$0" ablations; "$0" table ;;
-  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME [FLAGS]|fresh NAME FLAGS|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME [FLAGS]|progress-full|fresh NAME FLAGS|all]" >&2; exit 2 ;;
 esac

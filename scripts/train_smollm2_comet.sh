@@ -25,8 +25,13 @@
 #   stage10 as stage 9 with stride 2 (budget 512, 256-1,024 tokens, 60% in the first 50%)
 #   stage11 as stage 9 with global candidates pooled from the chunk's text-token layer
 #           inputs (global_source text_pool), not taken from the readout outputs
+#   stage12 as stage 9 with a span of 16 consecutive text-token layer inputs as the global
+#           candidates, under one gate (global_source text_span)
+#   stage13 from stage 12's adapter: 512-1,024 tokens, 80% of needles in the first 70%, so
+#           a later needle must replace what the global memory holds
+#   stage14 stage 13's data from fresh modules, 150 steps, the gates at the memory's rate
 # Each stage continues from the previous stage's adapter (stages 6-8 from earlier ones,
-# stages 9-11 from fresh modules: separate experiments, run as `... 9 9`); every
+# stages 9-12 and 14 from fresh modules: separate experiments, run as `... 9 9`); every
 # stage resumes exactly from its checkpoint (in $COMET_CACHE/runs/), so re-running the
 # script goes on where it stopped.
 # Haystacks: Paul Graham essays, State of the Union addresses, Moby Dick, Jane Austen; the

@@ -103,26 +103,28 @@ fn text_input_memory_at_stride_one_reads_as_full_attention() {
     assert!(max_abs_diff(&chunked, &full) > 1e-3);
 }
 
-/// Global candidates pooled from the chunk's text-token layer inputs: decoding follows
-/// training, padding stays invisible, and the pooled memory computes something else than
-/// readout candidates on the same weights.
+/// Global candidates from the chunk's text-token layer inputs (pooled, or a span):
+/// decoding follows training, padding stays invisible, and each computes something else
+/// than readout candidates on the same weights.
 #[test]
-fn text_pooled_global_memory_follows_training_and_ignores_padding() {
-    let pooled = CometConfig {
-        global_source: GlobalSource::TextPool,
-        ..text_input(4, 5)
-    };
-    let model = model(pooled, true);
-    assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
-    assert_padding_is_invisible(&model);
-    let mut readout = model.clone();
-    readout.comet.global_source = GlobalSource::Readout;
-    let ids = [Sequence::language_model(tokens(40, 6, 0, 64))];
-    let change = max_abs_diff(
-        &training_logits(&model, &ids).concat(),
-        &training_logits(&readout, &ids).concat(),
-    );
-    assert!(change > 1e-4, "text pool changed nothing ({change})");
+fn text_sourced_global_memory_follows_training_and_ignores_padding() {
+    for source in [GlobalSource::TextPool, GlobalSource::TextSpan] {
+        let comet = CometConfig {
+            global_source: source,
+            ..text_input(4, 5)
+        };
+        let model = model(comet, true);
+        assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
+        assert_padding_is_invisible(&model);
+        let mut readout = model.clone();
+        readout.comet.global_source = GlobalSource::Readout;
+        let ids = [Sequence::language_model(tokens(40, 6, 0, 64))];
+        let change = max_abs_diff(
+            &training_logits(&model, &ids).concat(),
+            &training_logits(&readout, &ids).concat(),
+        );
+        assert!(change > 1e-4, "{source:?} changed nothing ({change})");
+    }
 }
 
 fn assert_padding_is_invisible(model: &CometModel<B>) {

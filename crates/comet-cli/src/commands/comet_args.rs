@@ -46,8 +46,8 @@ pub struct CometArgs {
     /// layer input of the text token each compression token closes).
     #[arg(long)]
     pub temp_source: Option<TempSource>,
-    /// Global-memory candidates from `readout` outputs (the paper) or `text_pool` (the
-    /// layer's text-token inputs pooled by attention).
+    /// Global-memory candidates from `readout` outputs (the paper), `text_pool` (the
+    /// layer's text-token inputs pooled by attention) or `text_span` (a span of them).
     #[arg(long)]
     pub global_source: Option<GlobalSource>,
 }

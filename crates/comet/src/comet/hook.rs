@@ -14,7 +14,7 @@ pub struct ChunkIndices<B: Backend> {
     /// Which of `[old queue ; new entries]` to keep `[batch, new_slots, hidden]`.
     queue_keep: Option<Tensor<B, 3, Int>>,
     /// Text positions `[n]` and 1 for the real ones `[batch, 1, n]`, for pooled global
-    /// candidates ([`GlobalSource::TextPool`]).
+    /// candidates ([`GlobalSource::TextPool`], [`GlobalSource::TextSpan`]).
     text: Option<(Tensor<B, 1, Int>, Tensor<B, 3>)>,
     /// 1 for samples with text in this chunk `[batch, 1, 1]`.
     active: Tensor<B, 3>,
@@ -43,7 +43,7 @@ impl<B: Backend> ChunkIndices<B> {
                 .unsqueeze_dim::<3>(2)
                 .expand([batch, slots, hidden])
         });
-        let pooled = config.global_source == GlobalSource::TextPool;
+        let pooled = config.global_source != GlobalSource::Readout;
         let text = (pooled && layout.readout_start.is_some()).then(|| text_indices(layout, device));
         let active: Vec<f32> = layout
             .active
@@ -159,15 +159,19 @@ impl<B: Backend> ChunkMemory<'_, B> {
             hidden
                 .clone()
                 .slice([0..batch, start..start + self.config.memory_slots, 0..d]);
+        let source = self.config.global_source;
         let candidates = match &self.indices.text {
-            Some((positions, real)) => global.pool(
-                readouts,
-                input.clone().select(1, positions.clone()),
-                real.clone(),
-            ),
+            Some((positions, real)) => {
+                let text = input.clone().select(1, positions.clone());
+                match source {
+                    GlobalSource::TextSpan => global.span(readouts, text, real.clone()),
+                    _ => global.pool(readouts, text, real.clone()),
+                }
+            }
             None => readouts,
         };
-        let updated = global.update(candidates, old.clone(), self.config.use_gate);
+        let one_gate = source == GlobalSource::TextSpan;
+        let updated = global.update(candidates, old.clone(), self.config.use_gate, one_gate);
         Some(self.keep_inactive(updated, old.as_ref()))
     }
 

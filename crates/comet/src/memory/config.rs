@@ -46,6 +46,10 @@ pub enum GlobalSource {
     /// scores the text tokens, so a slot holds a mixture of hidden states the base's heads
     /// already read (one state, once the scores are sharp).
     TextPool,
+    /// A span of `memory_slots` consecutive text-token inputs of the layer, its start
+    /// chosen softly by the readouts, one gate for the whole span: the slots read as a
+    /// quoted passage of an earlier chunk.
+    TextSpan,
 }
 
 impl std::str::FromStr for GlobalSource {
@@ -55,8 +59,9 @@ impl std::str::FromStr for GlobalSource {
         match s {
             "readout" => Ok(Self::Readout),
             "text_pool" => Ok(Self::TextPool),
+            "text_span" => Ok(Self::TextSpan),
             other => Err(format!(
-                "unknown global-memory source `{other}` (readout or text_pool)"
+                "unknown global-memory source `{other}` (readout, text_pool or text_span)"
             )),
         }
     }

@@ -46,6 +46,24 @@ fn norm<B: Backend>(norm: &RmsNorm<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     crate::kernels::kernels::<B>().rms_norm(x, norm)
 }
 
+/// Whether `COMET_TRACE_GLOBAL` is set: global-memory updates then print, per layer and
+/// chunk, the first sample's mean gate and span start to stderr, to see what the memory keeps
+/// (`scripts/smollm2_gate_trace.sh`). Each print reads a value back from the device.
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("COMET_TRACE_GLOBAL").is_some())
+}
+
+/// The first sample's value of a `[batch, 1, 1]` tensor.
+fn first<B: Backend>(x: Tensor<B, 3>) -> f32 {
+    let [batch, _, _] = x.dims();
+    x.slice([0..batch.min(1), 0..1, 0..1])
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_or(f32::NAN, |v| v[0])
+}
+
 /// Residual low-rank adapter: `x + up(down(x))`, starting close to the identity.
 #[derive(Module, Debug)]
 pub struct LowRankAdapter<B: Backend> {
@@ -130,33 +148,39 @@ pub struct GlobalMemory<B: Backend> {
 }
 
 impl<B: Backend> GlobalMemory<B> {
-    /// New state from readouts `[batch, m, hidden]` and the previous state, if any.
-    /// Without the gate the candidate replaces the state.
+    /// New state from candidates `[batch, m, hidden]` and the previous state, if any.
+    /// Without the gate the candidate replaces the state; with `one_gate` every slot shares
+    /// one gate (the mean of their logits), so a span of slots is kept or replaced whole.
     pub fn update(
         &self,
-        readouts: Tensor<B, 3>,
+        candidates: Tensor<B, 3>,
         state: Option<Tensor<B, 3>>,
         use_gate: bool,
+        one_gate: bool,
     ) -> Tensor<B, 3> {
-        let candidate = norm(&self.norm, readouts);
+        let candidate = norm(&self.norm, candidates);
         match state {
             Some(state) if use_gate => {
-                // [batch, m, 1]
-                let g = sigmoid(project(
+                // [batch, m, 1], or [batch, 1, 1] shared
+                let logits = project(
                     &self.gate,
                     Tensor::cat(vec![candidate.clone(), state.clone()], 2),
-                ));
+                );
+                let logits = if one_gate { logits.mean_dim(1) } else { logits };
+                let g = sigmoid(logits);
+                if tracing() {
+                    eprintln!("global gate {:.3}", first(g.clone().mean_dim(1)));
+                }
                 g.clone() * state + (g.neg() + 1.0) * candidate
             }
             _ => candidate,
         }
     }
 
-    /// Candidates `[batch, m, hidden]` pooled from a chunk's text-token layer inputs `text`
-    /// `[batch, n, hidden]`: readout outputs `readouts` `[batch, m, hidden]` score the text
-    /// tokens in the adapter's down projection (rank r); `real` `[batch, 1, n]` is 1 for a
-    /// real token, 0 for padding.
-    pub fn pool(
+    /// How much each readout output `[batch, m, hidden]` wants each text-token layer input
+    /// `[batch, n, hidden]` (both normed, compared in the adapter's down projection, rank r):
+    /// `[batch, m, n]`, padding (`real` `[batch, 1, n]` 0) far below any real token.
+    fn text_scores(
         &self,
         readouts: Tensor<B, 3>,
         text: Tensor<B, 3>,
@@ -164,11 +188,63 @@ impl<B: Backend> GlobalMemory<B> {
     ) -> Tensor<B, 3> {
         let rank = self.adapter.down.weight.dims()[1];
         let queries = project(&self.adapter.down, norm(&self.norm, readouts));
-        let keys = project(&self.adapter.down, norm(&self.norm, text.clone()));
-        // [batch, m, n]; padding gets a score far below any real one.
-        let scores = queries.matmul(keys.swap_dims(1, 2)) / (rank as f64).sqrt()
-            + (real.cast(text.dtype()) - 1.0) * 1e4;
-        softmax(scores, 2).matmul(text)
+        let keys = project(&self.adapter.down, norm(&self.norm, text));
+        queries.matmul(keys.swap_dims(1, 2)) / (rank as f64).sqrt() + (real - 1.0) * 1e4
+    }
+
+    /// Candidates `[batch, m, hidden]` pooled from a chunk's text-token layer inputs `text`
+    /// `[batch, n, hidden]`: each readout output picks its own mixture of text tokens.
+    pub fn pool(
+        &self,
+        readouts: Tensor<B, 3>,
+        text: Tensor<B, 3>,
+        real: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        softmax(self.text_scores(readouts, text.clone(), real), 2).matmul(text)
+    }
+
+    /// Candidates `[batch, m, hidden]`: a span of m consecutive text-token layer inputs,
+    /// slot j holding token `start + j`, so the slots read as a passage of the chunk in its
+    /// own order (slot positions are consecutive too). The start is soft: a softmax over the
+    /// chunk of the readouts' mean scores; tokens past the chunk's end are zeros.
+    pub fn span(
+        &self,
+        readouts: Tensor<B, 3>,
+        text: Tensor<B, 3>,
+        real: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let [batch, m, _] = readouts.dims();
+        let n = text.dims()[1];
+        let device = text.device();
+        // [batch, 1, n]
+        let start = softmax(
+            self.text_scores(readouts, text.clone(), real.clone())
+                .mean_dim(1),
+            2,
+        );
+        if tracing() {
+            let at = first(start.clone().argmax(2).float());
+            eprintln!(
+                "global span start {at} p {:.3}",
+                first(start.clone().max_dim(2))
+            );
+        }
+        // Row j is `start` shifted right by j: it weighs token u by P(start = u - j).
+        let rows: Vec<Tensor<B, 3>> = (0..m)
+            .map(|j| match j {
+                0 => start.clone(),
+                j if j >= n => Tensor::zeros([batch, 1, n], &device),
+                j => Tensor::cat(
+                    vec![
+                        Tensor::zeros([batch, 1, j], &device),
+                        start.clone().slice([0..batch, 0..1, 0..n - j]),
+                    ],
+                    2,
+                ),
+            })
+            .collect();
+        // Padding rows are zeroed so a span running into them adds nothing.
+        Tensor::cat(rows, 1).matmul(text * real.swap_dims(1, 2))
     }
 
     /// Slot inputs G `[batch, m, hidden]` of a state.
