@@ -2,7 +2,7 @@
 # The GPU check: everything that has only ever run on the CPU, run once on one NVIDIA GPU
 # with the `cuda` feature (under 8 minutes after the build):
 #   1. the backend-generic test suites on CUDA: parity with transformers' logits (parity),
-#      CoMeT decoding = training forward, snapshots, padding, ablations (comet_memory), bf16
+#      CoMeT decoding = training forward, snapshots, padding, ablations (comet_memory, native_memory), bf16
 #      logits far into a sequence (bf16), adapters and training (adapters, training);
 #   2. f32 and bf16 CoMeT training steps (a small byte-level model, passkey samples of 512
 #      tokens in chunks of 128): losses and text tokens/s;
@@ -25,7 +25,7 @@ if [ "${DRY:-0}" = 1 ]; then
   LONG="${LONG:-8192}"
   STEPS=3
   CHUNK=512
-  TESTS=(--test bf16 --test comet_memory)
+  TESTS=(--test bf16 --test comet_memory --test native_memory)
 else
   FEATURES=(--no-default-features --features cuda)
   OUT="${OUT:-results/gpu-check}"
@@ -34,7 +34,7 @@ else
   LONG="${LONG:-1000000}"
   STEPS=20
   CHUNK=2048
-  TESTS=(--test parity --test comet_memory --test bf16 --test adapters --test training)
+  TESTS=(--test parity --test comet_memory --test native_memory --test bf16 --test adapters --test training)
 fi
 MAX_SECONDS="${MAX_SECONDS:-60}"
 mkdir -p "$OUT"

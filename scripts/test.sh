@@ -9,4 +9,4 @@ bash scripts/fetch_assets.sh qwen3-tokenizer
 cargo test --workspace "$@"
 # The parity tests again on Burn's generic ops instead of the fast CPU kernels
 # (--workspace: the same features as above, so nothing is rebuilt).
-COMET_KERNELS=generic cargo test --workspace --test parity --test smollm2 --test comet_memory "$@"
+COMET_KERNELS=generic cargo test --workspace --test parity --test smollm2 --test comet_memory --test native_memory "$@"

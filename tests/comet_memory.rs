@@ -8,11 +8,11 @@ use burn::prelude::*;
 use comet::comet::CometModel;
 use comet::generate::{CometDecoder, Decoder};
 use comet::layout::Sequence;
-use comet::memory::{CometConfig, GlobalSource, TempSource};
+use comet::memory::CometConfig;
 use comet::weights::random_llm;
 use common::{
-    assert_decoding_follows_the_training_forward, max_abs_diff, tiny_comet, tiny_config, tokens,
-    training_logits,
+    assert_decoding_follows_the_training_forward, assert_padding_is_invisible, max_abs_diff,
+    tiny_comet, tiny_config, tokens, training_logits,
 };
 
 /// The backend cargo features select (flex here; cuda in `scripts/gpu_check.sh`).
@@ -49,96 +49,6 @@ fn decoding_follows_training_when_the_prompt_fills_its_last_chunk() {
         ..tiny_comet()
     };
     assert_decoding_follows_the_training_forward(&model(comet, true), 20, 1e-4);
-}
-
-fn text_input(stride: usize, budget: usize) -> CometConfig {
-    CometConfig {
-        compression_stride: stride,
-        temp_budget: budget,
-        temp_source: TempSource::TextInput,
-        ..tiny_comet()
-    }
-}
-
-/// Text-input entries lay out no compression token; decoding still follows training
-/// across stride and chunk boundaries.
-#[test]
-fn decoding_follows_training_with_text_input_entries() {
-    assert_decoding_follows_the_training_forward(&model(text_input(4, 5), true), 20, 1e-4);
-}
-
-/// With text-input entries at stride 1, a budget that holds every earlier token, no global
-/// memory and identity memory modules, the temporary memory holds exactly the layer inputs
-/// full attention would project its keys and values from, at the same positions: reading
-/// chunk by chunk gives full attention's logits.
-#[test]
-fn text_input_memory_at_stride_one_reads_as_full_attention() {
-    let comet = CometConfig {
-        use_global: false,
-        ..text_input(1, 64)
-    };
-    let mut model = model(comet, false);
-    for memory in &mut model.memory {
-        let up = &mut memory.temporary.adapter.up;
-        up.weight = burn::module::Param::from_tensor(up.weight.val().zeros_like());
-    }
-    let ids = tokens(40, 6, 0, 64);
-    let chunked: Vec<f32> =
-        training_logits(&model, &[Sequence::language_model(ids.clone())]).concat();
-    let device = Default::default();
-    let full: Vec<f32> = model
-        .llm
-        .forward(common::ids_tensor::<B>(&ids, &device), None)
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .unwrap();
-    assert_eq!(chunked.len(), full.len());
-    let diff = max_abs_diff(&chunked, &full);
-    assert!(diff < 1e-3, "chunked vs full attention: {diff}");
-    // A budget that drops the oldest tokens no longer matches.
-    let mut short = model.clone();
-    short.comet.temp_budget = 8;
-    let chunked = training_logits(&short, &[Sequence::language_model(ids)]).concat();
-    assert!(max_abs_diff(&chunked, &full) > 1e-3);
-}
-
-/// Global candidates from the chunk's text-token layer inputs (pooled, or a span):
-/// decoding follows training, padding stays invisible, and each computes something else
-/// than readout candidates on the same weights.
-#[test]
-fn text_sourced_global_memory_follows_training_and_ignores_padding() {
-    for source in [GlobalSource::TextPool, GlobalSource::TextSpan] {
-        let comet = CometConfig {
-            global_source: source,
-            ..text_input(4, 5)
-        };
-        let model = model(comet, true);
-        assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
-        assert_padding_is_invisible(&model);
-        let mut readout = model.clone();
-        readout.comet.global_source = GlobalSource::Readout;
-        let ids = [Sequence::language_model(tokens(40, 6, 0, 64))];
-        let change = max_abs_diff(
-            &training_logits(&model, &ids).concat(),
-            &training_logits(&readout, &ids).concat(),
-        );
-        assert!(change > 1e-4, "{source:?} changed nothing ({change})");
-    }
-}
-
-fn assert_padding_is_invisible(model: &CometModel<B>) {
-    let short = Sequence::language_model(tokens(17, 4, 0, 64));
-    let long = Sequence::language_model(tokens(40, 5, 0, 64));
-    let alone = training_logits(model, std::slice::from_ref(&short));
-    let batched = training_logits(model, &[long, short.clone()]);
-    let vocab = 64;
-    for (t, alone) in alone.iter().enumerate() {
-        let per_sample = batched[t].len() / 2;
-        let second = &batched[t][per_sample..per_sample + alone.len()];
-        assert!(max_abs_diff(second, alone) < 1e-4, "chunk {t}");
-        assert_eq!(alone.len() % vocab, 0);
-    }
 }
 
 #[test]

@@ -210,3 +210,19 @@ pub fn assert_decoding_follows_the_training_forward<B: Backend>(
         assert!(diff < tolerance, "after {} tokens: {diff}", all.len());
     }
 }
+
+/// A short sample read alone and beside a longer one (so padded) gives the same logits in
+/// every chunk (tiny vocabulary of 64).
+pub fn assert_padding_is_invisible<B: Backend>(model: &comet::comet::CometModel<B>) {
+    use comet::layout::Sequence;
+    let short = Sequence::language_model(tokens(17, 4, 0, 64));
+    let long = Sequence::language_model(tokens(40, 5, 0, 64));
+    let alone = training_logits(model, std::slice::from_ref(&short));
+    let batched = training_logits(model, &[long, short.clone()]);
+    for (t, alone) in alone.iter().enumerate() {
+        let per_sample = batched[t].len() / 2;
+        let second = &batched[t][per_sample..per_sample + alone.len()];
+        assert!(max_abs_diff(second, alone) < 1e-4, "chunk {t}");
+        assert_eq!(alone.len() % 64, 0);
+    }
+}

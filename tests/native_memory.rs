@@ -1,0 +1,192 @@
+//! Memory in the base model's own format: text-input temporary entries and global
+//! candidates made of text-token layer inputs (pooled, or a span in its own order, under
+//! one gate), on a tiny random model and on hand-made inputs.
+
+mod common;
+
+use burn::module::Param;
+use burn::prelude::*;
+use comet::comet::CometModel;
+use comet::layout::Sequence;
+use comet::memory::{CometConfig, GlobalMemory, GlobalSource, MemoryModuleConfig, TempSource};
+use comet::weights::random_llm;
+use common::{
+    assert_decoding_follows_the_training_forward, assert_padding_is_invisible, max_abs_diff,
+    tiny_comet, tiny_config, tokens, training_logits,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// The backend cargo features select.
+type B = comet::backend::Backend;
+
+fn model(comet: CometConfig, tied: bool) -> CometModel<B> {
+    let device = Default::default();
+    CometModel::new(random_llm::<B>(&tiny_config(tied), 3, &device), comet)
+}
+
+fn text_input(stride: usize, budget: usize) -> CometConfig {
+    CometConfig {
+        compression_stride: stride,
+        temp_budget: budget,
+        temp_source: TempSource::TextInput,
+        ..tiny_comet()
+    }
+}
+
+/// Text-input entries lay out no compression token; decoding still follows training
+/// across stride and chunk boundaries.
+#[test]
+fn decoding_follows_training_with_text_input_entries() {
+    assert_decoding_follows_the_training_forward(&model(text_input(4, 5), true), 20, 1e-4);
+}
+
+/// With text-input entries at stride 1, a budget that holds every earlier token, no global
+/// memory and identity memory modules, the temporary memory holds exactly the layer inputs
+/// full attention would project its keys and values from, at the same positions: reading
+/// chunk by chunk gives full attention's logits.
+#[test]
+fn text_input_memory_at_stride_one_reads_as_full_attention() {
+    let comet = CometConfig {
+        use_global: false,
+        ..text_input(1, 64)
+    };
+    let mut model = model(comet, false);
+    for memory in &mut model.memory {
+        let up = &mut memory.temporary.adapter.up;
+        up.weight = burn::module::Param::from_tensor(up.weight.val().zeros_like());
+    }
+    let ids = tokens(40, 6, 0, 64);
+    let chunked: Vec<f32> =
+        training_logits(&model, &[Sequence::language_model(ids.clone())]).concat();
+    let device = Default::default();
+    let full: Vec<f32> = model
+        .llm
+        .forward(common::ids_tensor::<B>(&ids, &device), None)
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .unwrap();
+    assert_eq!(chunked.len(), full.len());
+    let diff = max_abs_diff(&chunked, &full);
+    assert!(diff < 1e-3, "chunked vs full attention: {diff}");
+    // A budget that drops the oldest tokens no longer matches.
+    let mut short = model.clone();
+    short.comet.temp_budget = 8;
+    let chunked = training_logits(&short, &[Sequence::language_model(ids)]).concat();
+    assert!(max_abs_diff(&chunked, &full) > 1e-3);
+}
+
+/// Global candidates from the chunk's text-token layer inputs (pooled, or a span):
+/// decoding follows training, padding stays invisible, and each computes something else
+/// than readout candidates on the same weights.
+#[test]
+fn text_sourced_global_memory_follows_training_and_ignores_padding() {
+    for source in [GlobalSource::TextPool, GlobalSource::TextSpan] {
+        let comet = CometConfig {
+            global_source: source,
+            ..text_input(4, 5)
+        };
+        let model = model(comet, true);
+        assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
+        assert_padding_is_invisible(&model);
+        let mut readout = model.clone();
+        readout.comet.global_source = GlobalSource::Readout;
+        let ids = [Sequence::language_model(tokens(40, 6, 0, 64))];
+        let change = max_abs_diff(
+            &training_logits(&model, &ids).concat(),
+            &training_logits(&readout, &ids).concat(),
+        );
+        assert!(change > 1e-4, "{source:?} changed nothing ({change})");
+    }
+}
+
+const HIDDEN: usize = 8;
+
+/// A global memory whose down projection reads only dimension 0, strongly: the readouts
+/// (all along dimension 0) then score a text token by its dimension-0 share alone.
+fn memory() -> GlobalMemory<B> {
+    let device = Default::default();
+    let mut memory =
+        MemoryModuleConfig::new(HIDDEN, 2).init_global::<B>(&mut StdRng::seed_from_u64(1), &device);
+    let mut down = vec![0f32; HIDDEN * 2];
+    down[0] = 100.0;
+    memory.adapter.down.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(down, [HIDDEN, 2]),
+        &device,
+    ));
+    memory
+}
+
+/// `[1, rows.len(), HIDDEN]` from one-hot rows (the dimension each row points along).
+fn one_hot(rows: &[usize]) -> Tensor<B, 3> {
+    let mut data = vec![0f32; rows.len() * HIDDEN];
+    for (i, &d) in rows.iter().enumerate() {
+        data[i * HIDDEN + d] = 1.0 + i as f32;
+    }
+    Tensor::from_data(
+        TensorData::new(data, [1, rows.len(), HIDDEN]),
+        &Default::default(),
+    )
+}
+
+fn values(t: Tensor<B, 3>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().expect("f32")
+}
+
+#[test]
+fn a_span_holds_consecutive_tokens_from_where_the_readouts_point() {
+    let memory = memory();
+    // Eight text tokens; only token 5 points along dimension 0, so the span starts there.
+    let text = one_hot(&[1, 2, 3, 4, 5, 0, 6, 7]);
+    let readouts = one_hot(&[0, 0, 0, 0]);
+    let real = Tensor::<B, 3>::ones([1, 1, 8], &Default::default());
+    let span = values(memory.span(readouts.clone(), text.clone(), real));
+    let text_rows = values(text.clone());
+    let row = |v: &[f32], i: usize| v[i * HIDDEN..(i + 1) * HIDDEN].to_vec();
+    for j in 0..3 {
+        let (got, want) = (row(&span, j), row(&text_rows, 5 + j));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff < 1e-4,
+            "slot {j}: {got:?} vs token {}: {want:?}",
+            5 + j
+        );
+    }
+    // Slot 3 would be token 8: past the chunk's end, nothing.
+    assert!(row(&span, 3).iter().all(|v| v.abs() < 1e-6));
+    // Token 7 as padding: slot 2 is empty and the start stays at 5.
+    let mut mask = vec![1f32; 8];
+    mask[7] = 0.0;
+    let real = Tensor::from_data(TensorData::new(mask, [1, 1, 8]), &Default::default());
+    let span = values(memory.span(readouts, text, real));
+    assert!(row(&span, 2).iter().all(|v| v.abs() < 1e-6));
+    assert!((row(&span, 0)[0] - 6.0).abs() < 1e-4);
+}
+
+#[test]
+fn one_gate_blends_every_slot_alike() {
+    let memory = memory();
+    let state = one_hot(&[1, 2, 3]);
+    let candidates = one_hot(&[4, 5, 6]);
+    let new = values(memory.update(candidates.clone(), Some(state.clone()), true, true));
+    let old = values(state);
+    // Each slot keeps share g of its own dimension; with one gate g is the same for all.
+    let kept: Vec<f32> = (0..3)
+        .map(|i| new[i * HIDDEN + 1 + i] / old[i * HIDDEN + 1 + i])
+        .collect();
+    assert!(kept.iter().all(|g| (g - kept[0]).abs() < 1e-5), "{kept:?}");
+    assert!(kept[0] > 0.0 && kept[0] < 1.0);
+    let per_slot = values(memory.update(candidates, Some(one_hot(&[1, 2, 3])), true, false));
+    let kept_each: Vec<f32> = (0..3)
+        .map(|i| per_slot[i * HIDDEN + 1 + i] / old[i * HIDDEN + 1 + i])
+        .collect();
+    assert!(
+        kept_each.iter().any(|g| (g - kept_each[0]).abs() > 1e-4),
+        "{kept_each:?}"
+    );
+}
