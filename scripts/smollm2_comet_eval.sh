@@ -3,7 +3,7 @@
 # King James Bible, kept out of training): 5-digit keys, depths 0.1-0.9, TRIALS per cell.
 #
 # Usage: scripts/smollm2_comet_eval.sh [comet|comet-16k|full-attention|ablations|table|
-#                                       progress|progress-full|fresh|all]
+#                                       progress|progress-full|retention|fresh|all]
 #   comet           the adapter at LENGTHS (default 2048,16384,65536)
 #   comet-16k       the adapter at 16,384 tokens with a temporary memory that holds them all
 #                   (BUDGET, default 2,048 entries)
@@ -19,6 +19,9 @@
 #   fresh NAME FLAGS  the same grid with fresh (untrained) memory modules and no adapter
 #                   (chunks of 128, 16 slots), FLAGS setting the rest
 #   progress-full   the same grid read by the base model with full attention, no memory
+#   retention DIR NAME [FLAGS]  how far back an adapter brings a key: 2,048, 4,096 and 16,384
+#                   tokens, the needle at the start and in the middle, 8 trials, seed 11:
+#                   results/.../retention-NAME.json
 # Environment: TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
 #   (0.1,0.5,0.9: full attention takes ~13 minutes per 16k-token input on 2 cores),
 #   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4), BUDGET (the temporary
@@ -89,6 +92,8 @@ case "$WHAT" in
   table) table | tee "$OUT/table.md" ;;
   progress)
     SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" "${@:4}" ;;
+  retention)
+    SEED=11 BATCH=8 run "retention-$3" 2048,4096,16384 8 0,0.5 --adapter "$2" "${@:4}" ;;
   progress-full)
     SEED=7 BATCH=1 run progress-full-attention 256,512,1024 8 0.05,0.5,0.9 --full-attention ;;
   fresh)
@@ -96,5 +101,5 @@ case "$WHAT" in
       --memory-slots 16 "${@:3}" ;;
   all)
     "$0" comet; "$0" full-attention; "$0" ablations; "$0" table ;;
-  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME [FLAGS]|progress-full|fresh NAME FLAGS|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME [FLAGS]|progress-full|retention DIR NAME [FLAGS]|fresh NAME FLAGS|all]" >&2; exit 2 ;;
 esac
