@@ -79,6 +79,14 @@ for stage in 1 2 3 4 5 6 7 8; do
     latest=$((stage + 1))
   fi
 done
+# The later experiments' committed adapters (stage 13's: the span memory) go into the cache
+# too, without moving where the default run starts.
+for stage in 9 10 11 12 13 14; do
+  run="$CACHE/runs/smollm2-comet-stage$stage"
+  if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
+    mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
+  fi
+done
 FIRST="${1:-$latest}"
 LAST="${2:-8}"
 if [ "$FIRST" -gt "$LAST" ]; then
