@@ -60,6 +60,14 @@ run() { # variant lengths trials depths extra-args...
     --json "$OUT/$variant.json" ${BUDGET:+--temp-budget "$BUDGET"} "$@"
 }
 
+# The short grid (256, 512 and 1,024 tokens, depths 0.05/0.5/0.9, 8 trials, seed 7):
+# results/.../progress-NAME.json.
+grid() { # name extra-args...
+  local name=$1
+  shift
+  SEED=7 run "progress-$name" 256,512,1024 8 0.05,0.5,0.9 "$@"
+}
+
 # One row per variant: exact keys per length over all depths, the share of key tokens
 # right, and for CoMeT the keys read through memory only (needle before the question's
 # chunk).
@@ -90,15 +98,11 @@ case "$WHAT" in
     run no-global "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global
     run no-memory "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global --no-temp ;;
   table) table | tee "$OUT/table.md" ;;
-  progress)
-    SEED=7 BATCH=8 run "progress-$3" 256,512,1024 8 0.05,0.5,0.9 --adapter "$2" "${@:4}" ;;
+  progress) BATCH=8 grid "$3" --adapter "$2" "${@:4}" ;;
   retention)
     SEED=11 BATCH=8 run "retention-$3" 2048,4096,16384 8 0,0.5 --adapter "$2" "${@:4}" ;;
-  progress-full)
-    SEED=7 BATCH=1 run progress-full-attention 256,512,1024 8 0.05,0.5,0.9 --full-attention ;;
-  fresh)
-    SEED=7 BATCH=8 run "progress-$2" 256,512,1024 8 0.05,0.5,0.9 --comet --chunk-size 128 \
-      --memory-slots 16 "${@:3}" ;;
+  progress-full) BATCH=1 grid full-attention --full-attention ;;
+  fresh) BATCH=8 grid "$2" --comet --chunk-size 128 --memory-slots 16 "${@:3}" ;;
   all)
     "$0" comet; "$0" full-attention; "$0" ablations; "$0" table ;;
   *) echo "usage: $0 [comet|comet-16k|full-attention|ablations|table|progress DIR NAME [FLAGS]|progress-full|retention DIR NAME [FLAGS]|fresh NAME FLAGS|all]" >&2; exit 2 ;;

@@ -19,9 +19,12 @@ COMET_TRACE_GLOBAL=1 "$COMET" eval passkey --model "$("$COMET" fetch)" --adapter
 python3 - "$TRACE" "${1/#"$CACHE"/\${COMET_CACHE\}}" "results/smollm2-comet/gate-trace-$2.json" <<'PY'
 import json, re, sys
 trace, adapter, out = sys.argv[1:]
-layers = 30  # SmolLM2-135M's layers: one trace line pair per layer and chunk
+lines = [l for l in open(trace) if l.startswith("global ")]
+# The first chunk has no old state, so no gate: the span lines before the first gate are
+# its layers' and the second chunk's first layer's.
+layers = next(i for i, l in enumerate(lines) if l.startswith("global gate")) - 1
 chunks, current = [], None
-for line in open(trace):
+for line in lines:
     if m := re.match(r"global span start (\d+) p ([\d.]+)", line):
         current = {"start": int(m[1]), "p": float(m[2]), "gate": None}
         if not chunks or len(chunks[-1]) == layers:

@@ -62,9 +62,11 @@ COMMITTED=assets/runs/smollm2-comet
 CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 export COMET_CACHE="$CACHE"
 # Committed progress into the cache (never over a newer local run). The run goes on at the
-# stage with a checkpoint, else after the last stage with a finished adapter.
+# stage with a checkpoint, else after the last curriculum stage (1-8) with a finished
+# adapter; the later experiments' adapters (stage 13's: the span memory) are copied too
+# without moving where the default run starts.
 latest=1
-for stage in 1 2 3 4 5 6 7 8; do
+for stage in $(seq 1 14); do
   run="$CACHE/runs/smollm2-comet-stage$stage"
   if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
@@ -73,18 +75,11 @@ for stage in 1 2 3 4 5 6 7 8; do
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-checkpoint" "$run/checkpoint"
     cp "$COMMITTED/stage$stage-train_log.jsonl" "$run/train_log.jsonl" 2>/dev/null || true
   fi
+  [ "$stage" -le 8 ] || continue
   if [ -d "$run/checkpoint" ]; then
     latest=$stage
   elif [ -d "$run/adapter" ]; then
     latest=$((stage + 1))
-  fi
-done
-# The later experiments' committed adapters (stage 13's: the span memory) go into the cache
-# too, without moving where the default run starts.
-for stage in 9 10 11 12 13 14; do
-  run="$CACHE/runs/smollm2-comet-stage$stage"
-  if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
-    mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
   fi
 done
 FIRST="${1:-$latest}"

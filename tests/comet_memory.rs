@@ -12,15 +12,14 @@ use comet::memory::CometConfig;
 use comet::weights::random_llm;
 use common::{
     assert_decoding_follows_the_training_forward, assert_padding_is_invisible, max_abs_diff,
-    tiny_comet, tiny_config, tokens, training_logits,
+    tiny_comet, tiny_config, tiny_model, tokens, training_logits,
 };
 
 /// The backend cargo features select (flex here; cuda in `scripts/gpu_check.sh`).
 type B = comet::backend::Backend;
 
 fn model(comet: CometConfig, tied: bool) -> CometModel<B> {
-    let device = Default::default();
-    CometModel::new(random_llm::<B>(&tiny_config(tied), 3, &device), comet)
+    tiny_model(comet, tied)
 }
 
 #[test]

@@ -9,10 +9,9 @@ use burn::prelude::*;
 use comet::comet::CometModel;
 use comet::layout::Sequence;
 use comet::memory::{CometConfig, GlobalMemory, GlobalSource, MemoryModuleConfig, TempSource};
-use comet::weights::random_llm;
 use common::{
     assert_decoding_follows_the_training_forward, assert_padding_is_invisible, max_abs_diff,
-    tiny_comet, tiny_config, tokens, training_logits,
+    tiny_comet, tiny_model, tokens, training_logits,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -21,8 +20,7 @@ use rand::SeedableRng;
 type B = comet::backend::Backend;
 
 fn model(comet: CometConfig, tied: bool) -> CometModel<B> {
-    let device = Default::default();
-    CometModel::new(random_llm::<B>(&tiny_config(tied), 3, &device), comet)
+    tiny_model(comet, tied)
 }
 
 fn text_input(stride: usize, budget: usize) -> CometConfig {

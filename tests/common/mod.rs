@@ -226,3 +226,15 @@ pub fn assert_padding_is_invisible<B: Backend>(model: &comet::comet::CometModel<
         assert_eq!(alone.len() % 64, 0);
     }
 }
+
+/// A tiny random model (seed 3) with CoMeT memory `comet`.
+pub fn tiny_model<B: Backend>(
+    comet: comet::memory::CometConfig,
+    tied: bool,
+) -> comet::comet::CometModel<B> {
+    let device = Default::default();
+    comet::comet::CometModel::new(
+        comet::weights::random_llm::<B>(&tiny_config(tied), 3, &device),
+        comet,
+    )
+}

@@ -43,8 +43,9 @@ impl<B: Backend> ChunkIndices<B> {
                 .unsqueeze_dim::<3>(2)
                 .expand([batch, slots, hidden])
         });
-        let pooled = config.global_source != GlobalSource::Readout;
-        let text = (pooled && layout.readout_start.is_some()).then(|| text_indices(layout, device));
+        let from_text = config.global_source != GlobalSource::Readout;
+        let text =
+            (from_text && layout.readout_start.is_some()).then(|| text_indices(layout, device));
         let active: Vec<f32> = layout
             .active
             .iter()
@@ -69,8 +70,12 @@ fn text_indices<B: Backend>(
     let n = positions.len();
     let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
     let real: Vec<f32> = (0..layout.batch)
-        .flat_map(|b| positions.iter().map(move |&p| (b * layout.len + p, p)))
-        .map(|(i, _)| if layout.real[i] { 1.0 } else { 0.0 })
+        .flat_map(|b| {
+            positions
+                .iter()
+                .map(move |&p| layout.real[b * layout.len + p])
+        })
+        .map(|real| if real { 1.0 } else { 0.0 })
         .collect();
     (
         Tensor::from_data(TensorData::new(idx, [n]), device),
