@@ -30,6 +30,9 @@
 #   stage13 from stage 12's adapter: 512-1,024 tokens, 80% of needles in the first 70%, so
 #           a later needle must replace what the global memory holds
 #   stage14 stage 13's data from fresh modules, 150 steps, the gates at the memory's rate
+#   stage15 from stage 13's adapter: one span start shared by all layers and the salience
+#           gate (global_source shared_span), 512-1,536 tokens
+#   stage16 from stage 15's adapter: 1,024-4,096 tokens, 50 steps
 # Each stage continues from the previous stage's adapter (stages 6-8 from earlier ones,
 # stages 9-12 and 14 from fresh modules: separate experiments, run as `... 9 9`); every
 # stage resumes exactly from its checkpoint (in $COMET_CACHE/runs/), so re-running the
@@ -63,10 +66,10 @@ CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 export COMET_CACHE="$CACHE"
 # Committed progress into the cache (never over a newer local run). The run goes on at the
 # stage with a checkpoint, else after the last curriculum stage (1-8) with a finished
-# adapter; the later experiments' adapters (stage 13's: the span memory) are copied too
+# adapter; the later experiments' adapters (stages 13 and 15: the span memories) are copied too
 # without moving where the default run starts.
 latest=1
-for stage in $(seq 1 14); do
+for stage in $(seq 1 16); do
   run="$CACHE/runs/smollm2-comet-stage$stage"
   if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"

@@ -188,8 +188,23 @@ fn memory_stays_the_same_size_however_long_the_input() {
 
 #[test]
 fn a_document_read_in_pieces_and_saved_answers_as_if_read_at_once() {
+    assert_snapshots_answer_as_if_read_at_once(tiny_comet());
+}
+
+/// A shared span's salience travels in the snapshot too.
+#[test]
+fn a_shared_span_memory_saved_answers_as_if_read_at_once() {
+    use comet::memory::{GlobalSource, TempSource};
+    assert_snapshots_answer_as_if_read_at_once(CometConfig {
+        temp_source: TempSource::TextInput,
+        global_source: GlobalSource::SharedSpan,
+        ..tiny_comet()
+    });
+}
+
+fn assert_snapshots_answer_as_if_read_at_once(comet: CometConfig) {
     use comet::comet::{load_snapshot, save_snapshot, Snapshot};
-    let model = model(tiny_comet(), true);
+    let model = model(comet, true);
     let document = tokens(50, 10, 0, 64);
     let question = tokens(7, 11, 0, 64);
     let empty = || Snapshot {

@@ -8,7 +8,9 @@ use burn::module::Param;
 use burn::prelude::*;
 use comet::comet::CometModel;
 use comet::layout::Sequence;
-use comet::memory::{CometConfig, GlobalMemory, GlobalSource, MemoryModuleConfig, TempSource};
+use comet::memory::{
+    CometConfig, Gate, GlobalMemory, GlobalSource, MemoryModuleConfig, TempSource,
+};
 use common::{
     assert_decoding_follows_the_training_forward, assert_padding_is_invisible, max_abs_diff,
     tiny_comet, tiny_model, tokens, training_logits,
@@ -75,12 +77,17 @@ fn text_input_memory_at_stride_one_reads_as_full_attention() {
     assert!(max_abs_diff(&chunked, &full) > 1e-3);
 }
 
-/// Global candidates from the chunk's text-token layer inputs (pooled, or a span):
+/// Global candidates from the chunk's text-token layer inputs (pooled, or a span, per
+/// layer or shared):
 /// decoding follows training, padding stays invisible, and each computes something else
 /// than readout candidates on the same weights.
 #[test]
 fn text_sourced_global_memory_follows_training_and_ignores_padding() {
-    for source in [GlobalSource::TextPool, GlobalSource::TextSpan] {
+    for source in [
+        GlobalSource::TextPool,
+        GlobalSource::TextSpan,
+        GlobalSource::SharedSpan,
+    ] {
         let comet = CometConfig {
             global_source: source,
             ..text_input(4, 5)
@@ -171,7 +178,7 @@ fn one_gate_blends_every_slot_alike() {
     let memory = memory();
     let state = one_hot(&[1, 2, 3]);
     let candidates = one_hot(&[4, 5, 6]);
-    let new = values(memory.update(candidates.clone(), Some(state.clone()), true, true));
+    let new = values(memory.update(candidates.clone(), Some(state.clone()), Gate::Shared));
     let old = values(state);
     // Each slot keeps share g of its own dimension; with one gate g is the same for all.
     let kept: Vec<f32> = (0..3)
@@ -179,7 +186,7 @@ fn one_gate_blends_every_slot_alike() {
         .collect();
     assert!(kept.iter().all(|g| (g - kept[0]).abs() < 1e-5), "{kept:?}");
     assert!(kept[0] > 0.0 && kept[0] < 1.0);
-    let per_slot = values(memory.update(candidates, Some(one_hot(&[1, 2, 3])), true, false));
+    let per_slot = values(memory.update(candidates, Some(one_hot(&[1, 2, 3])), Gate::PerSlot));
     let kept_each: Vec<f32> = (0..3)
         .map(|i| per_slot[i * HIDDEN + 1 + i] / old[i * HIDDEN + 1 + i])
         .collect();
@@ -187,4 +194,37 @@ fn one_gate_blends_every_slot_alike() {
         kept_each.iter().any(|g| (g - kept_each[0]).abs() > 1e-4),
         "{kept_each:?}"
     );
+}
+
+/// `[1, 1, 1]` holding `v`.
+fn scalar(v: f32) -> Tensor<B, 3> {
+    Tensor::from_data(TensorData::new(vec![v], [1, 1, 1]), &Default::default())
+}
+
+#[test]
+fn the_salience_gate_keeps_the_span_that_scored_higher() {
+    let memory = memory();
+    let kept = one_hot(&[1, 2, 3]);
+    let candidates = one_hot(&[4, 5, 6]);
+    let kept_value = values(kept.clone())[1];
+    let share_kept = |state: &[f32]| state[1] / kept_value;
+    // A later, duller span leaves the kept one (and its score) nearly as it was...
+    let (state, score) = memory.keep_salient(
+        candidates.clone(),
+        scalar(-4.0),
+        Some((kept.clone(), scalar(6.0))),
+    );
+    assert!(share_kept(&values(state)) > 0.9999);
+    assert!((values(score)[0] - 6.0).abs() < 1e-3);
+    // ...a more salient one replaces it, score and all...
+    let (state, score) = memory.keep_salient(
+        candidates.clone(),
+        scalar(6.0),
+        Some((kept.clone(), scalar(-4.0))),
+    );
+    assert!(share_kept(&values(state)) < 1e-4);
+    assert!((values(score)[0] - 6.0).abs() < 1e-3);
+    // ...and equal scores blend half and half.
+    let (state, _) = memory.keep_salient(candidates, scalar(1.0), Some((kept, scalar(1.0))));
+    assert!((share_kept(&values(state)) - 0.5).abs() < 1e-4);
 }

@@ -47,7 +47,8 @@ pub struct CometArgs {
     #[arg(long)]
     pub temp_source: Option<TempSource>,
     /// Global-memory candidates from `readout` outputs (the paper), `text_pool` (the
-    /// layer's text-token inputs pooled by attention) or `text_span` (a span of them).
+    /// layer's text-token inputs pooled by attention), `text_span` (a span of them) or
+    /// `shared_span` (one span start for all layers, kept by salience).
     #[arg(long)]
     pub global_source: Option<GlobalSource>,
 }

@@ -4,7 +4,11 @@ use burn::prelude::*;
 use burn::tensor::Int;
 
 use crate::layout::ChunkLayout;
-use crate::memory::{CometConfig, GlobalSource, LayerMemory, LayerState, TempSource};
+use burn::tensor::activation::softmax;
+
+use crate::memory::{
+    padding_penalty, span_at, CometConfig, Gate, GlobalSource, LayerMemory, LayerState, TempSource,
+};
 use crate::model::LayerHook;
 
 /// Device-side indices a chunk's memory update needs, built once per chunk.
@@ -133,7 +137,8 @@ impl<B: Backend> ChunkMemory<'_, B> {
     }
 
     /// Layer `layer`'s memory after the chunk, from the layer's `input` (as [`Self::read`]
-    /// returned it), its output `hidden` and `old`.
+    /// returned it), its output `hidden` and `old`. A shared span's global state is not
+    /// written here but by [`Self::write_shared_span`], once every layer has run.
     pub fn write(
         &self,
         layer: usize,
@@ -144,7 +149,23 @@ impl<B: Backend> ChunkMemory<'_, B> {
         LayerState {
             global: self.write_global(layer, input, hidden, old.global.clone()),
             queue: self.write_queue(layer, input, hidden, old.queue.as_ref()),
+            salience: old.salience.clone(),
         }
+    }
+
+    /// The readout outputs `[batch, m, hidden]` of a layer's output, if the chunk has them.
+    fn readouts(&self, hidden: &Tensor<B, 3>) -> Option<Tensor<B, 3>> {
+        let start = self.layout.readout_start?;
+        let [batch, _, d] = hidden.dims();
+        let end = start + self.config.memory_slots;
+        Some(hidden.clone().slice([0..batch, start..end, 0..d]))
+    }
+
+    /// The text-token rows `[batch, n, hidden]` of a layer's input and which are real
+    /// `[batch, 1, n]`, for text-sourced global memories.
+    fn text(&self, input: &Tensor<B, 3>) -> Option<(Tensor<B, 3>, Tensor<B, 3>)> {
+        let (positions, real) = self.indices.text.as_ref()?;
+        Some((input.clone().select(1, positions.clone()), real.clone()))
     }
 
     /// The gated global state after the chunk (unchanged without readouts).
@@ -155,29 +176,78 @@ impl<B: Backend> ChunkMemory<'_, B> {
         hidden: &Tensor<B, 3>,
         old: Option<Tensor<B, 3>>,
     ) -> Option<Tensor<B, 3>> {
-        let Some(start) = self.layout.readout_start else {
+        let Some(readouts) = self.readouts(hidden) else {
             return old;
         };
-        let [batch, _, d] = hidden.dims();
         let global = &self.memory[layer].global;
-        let readouts =
-            hidden
-                .clone()
-                .slice([0..batch, start..start + self.config.memory_slots, 0..d]);
-        let source = self.config.global_source;
-        let candidates = match &self.indices.text {
-            Some((positions, real)) => {
-                let text = input.clone().select(1, positions.clone());
-                match source {
-                    GlobalSource::TextSpan => global.span(readouts, text, real.clone()),
-                    _ => global.pool(readouts, text, real.clone()),
-                }
+        let (candidates, gate) = match (self.text(input), self.config.global_source) {
+            (None, _) => (readouts, Gate::PerSlot),
+            (Some(_), GlobalSource::SharedSpan) => return old,
+            (Some((text, real)), GlobalSource::TextSpan) => {
+                (global.span(readouts, text, real), Gate::Shared)
             }
-            None => readouts,
+            (Some((text, real)), _) => (global.pool(readouts, text, real), Gate::PerSlot),
         };
-        let one_gate = source == GlobalSource::TextSpan;
-        let updated = global.update(candidates, old.clone(), self.config.use_gate, one_gate);
+        let gate = if self.config.use_gate {
+            gate
+        } else {
+            Gate::Off
+        };
+        let updated = global.update(candidates, old.clone(), gate);
         Some(self.keep_inactive(updated, old.as_ref()))
+    }
+
+    /// Layer `layer`'s part of a shared span: its text-token inputs `[batch, n, hidden]`
+    /// and its start scores `[batch, 1, n]`; `None` for other sources or without readouts.
+    pub fn span_part(
+        &self,
+        layer: usize,
+        input: &Tensor<B, 3>,
+        hidden: &Tensor<B, 3>,
+    ) -> Option<(Tensor<B, 3>, Tensor<B, 3>)> {
+        if self.config.global_source != GlobalSource::SharedSpan {
+            return None;
+        }
+        let readouts = self.readouts(hidden)?;
+        let (text, _) = self.text(input)?;
+        let scores = self.memory[layer]
+            .global
+            .start_scores(readouts, text.clone());
+        Some((text, scores))
+    }
+
+    /// Every layer's global state and salience in `next` after the chunk, from the layers'
+    /// [`Self::span_part`]s and the memory `old` the chunk read: one span start for all
+    /// layers from the sum of their scores, its expected score the new span's salience,
+    /// and a kept span replaced as far as the new one scores higher.
+    pub fn write_shared_span(
+        &self,
+        parts: Vec<(Tensor<B, 3>, Tensor<B, 3>)>,
+        old: &[LayerState<B>],
+        next: &mut [LayerState<B>],
+    ) {
+        let Some((_, real)) = self.indices.text.as_ref() else {
+            return;
+        };
+        let Some(scores) = parts.iter().map(|(_, s)| s.clone()).reduce(|a, b| a + b) else {
+            return;
+        };
+        // [batch, 1, n], and its expected score [batch, 1, 1]
+        let start = softmax(scores.clone() + padding_penalty(real.clone()), 2);
+        let salience = (start.clone() * scores).sum_dim(2);
+        for (l, (text, _)) in parts.into_iter().enumerate() {
+            let global = &self.memory[l].global;
+            let candidates = span_at(start.clone(), text, real.clone(), self.config.memory_slots);
+            let kept = match (&old[l].global, &old[l].salience) {
+                (Some(state), Some(score)) if self.config.use_gate => {
+                    Some((state.clone(), score.clone()))
+                }
+                _ => None,
+            };
+            let (state, kept) = global.keep_salient(candidates, salience.clone(), kept);
+            next[l].global = Some(self.keep_inactive(state, old[l].global.as_ref()));
+            next[l].salience = Some(self.keep_inactive(kept, old[l].salience.as_ref()));
+        }
     }
 
     /// The FIFO queue after the chunk: the newest entries of `[old queue ; this chunk's]`.
@@ -224,7 +294,22 @@ pub struct ChunkHook<'a, B: Backend> {
     /// Memory after the chunk (per layer), filled as layers run.
     pub next: Vec<LayerState<B>>,
     /// The current layer's input, kept for [`ChunkMemory::write`].
-    pub input: Option<Tensor<B, 3>>,
+    input: Option<Tensor<B, 3>>,
+    /// The layers' [`ChunkMemory::span_part`]s so far (a shared span only).
+    span_parts: Vec<(Tensor<B, 3>, Tensor<B, 3>)>,
+}
+
+impl<'a, B: Backend> ChunkHook<'a, B> {
+    /// A hook for the chunk `step` reads, starting from the memory `state`.
+    pub fn new(step: ChunkMemory<'a, B>, state: &'a [LayerState<B>]) -> Self {
+        Self {
+            step,
+            state,
+            next: Vec::with_capacity(state.len()),
+            input: None,
+            span_parts: Vec::new(),
+        }
+    }
 }
 
 impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
@@ -236,7 +321,14 @@ impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
 
     fn after_layer(&mut self, layer: usize, hidden: &Tensor<B, 3>) {
         let input = self.input.take().expect("before_layer runs first");
-        let next = self.step.write(layer, &input, hidden, &self.state[layer]);
-        self.next.push(next);
+        self.next
+            .push(self.step.write(layer, &input, hidden, &self.state[layer]));
+        self.span_parts
+            .extend(self.step.span_part(layer, &input, hidden));
+        if layer + 1 == self.state.len() && !self.span_parts.is_empty() {
+            let parts = std::mem::take(&mut self.span_parts);
+            self.step
+                .write_shared_span(parts, self.state, &mut self.next);
+        }
     }
 }

@@ -164,12 +164,7 @@ impl<B: Backend> CometModel<B> {
         cache: Option<&mut KvCache<B>>,
     ) -> ChunkOutput<B> {
         let inputs = self.chunk_inputs(layout, &state.queue_lengths);
-        let mut hook = ChunkHook {
-            step: self.chunk_memory(layout, &inputs.indices),
-            state: &state.layers,
-            next: Vec::with_capacity(self.memory.len()),
-            input: None,
-        };
+        let mut hook = ChunkHook::new(self.chunk_memory(layout, &inputs.indices), &state.layers);
         let input = ForwardInput {
             positions: inputs.positions,
             mask: inputs.mask,

@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::forward::check_batch;
 use super::model::{ChunkInputs, CometModel};
 use crate::layout::{ChunkLayout, LayoutBuilder, Sequence};
-use crate::memory::LayerState;
+use crate::memory::{GlobalSource, LayerState};
 use crate::model::RopeTables;
 use crate::{Error, Result};
 
@@ -70,6 +70,14 @@ impl<B: AutodiffBackend> ContextParallel<B> {
     pub fn loss(&self, batch: &[Sequence], builder: &LayoutBuilder) -> Result<Tensor<B, 1>> {
         check_batch(batch)?;
         let first = &self.views[0];
+        if first.comet.global_source == GlobalSource::SharedSpan {
+            // Its span start sums every layer's scores, so a chunk's memory exists only
+            // once all its layers have run: no layer-major wavefront.
+            return Err(Error::Input(
+                "context parallelism cannot read a `shared_span` global memory; use one rank"
+                    .into(),
+            ));
+        }
         let start = CometModel::memory_shape(&first.empty_state(batch.len()));
         let layouts = builder.chunks(batch, start, false);
         let ranges = chunk_ranges(layouts.len(), self.views.len());
@@ -97,13 +105,7 @@ impl<B: AutodiffBackend> ContextParallel<B> {
             .collect();
         let layers = first.llm.layers.len();
         // Layer l's memory as the next chunk to run at layer l will read it.
-        let mut carry = vec![
-            LayerState {
-                global: None,
-                queue: None
-            };
-            layers
-        ];
+        let mut carry = vec![LayerState::empty(); layers];
         let ranks = self.views.len();
         for wave in 0..layers + ranks - 1 {
             for (rank, range) in ranges.iter().enumerate() {
@@ -161,10 +163,7 @@ impl<B: AutodiffBackend> ContextParallel<B> {
 }
 
 fn to_device<B: Backend>(state: LayerState<B>, device: &B::Device) -> LayerState<B> {
-    LayerState {
-        global: state.global.map(|t| t.to_device(device)),
-        queue: state.queue.map(|t| t.to_device(device)),
-    }
+    state.map(|t| t.to_device(device))
 }
 
 /// Runs layer `layer` of a rank's `model` over its chunks `range`, starting from `state`;

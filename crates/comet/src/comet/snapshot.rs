@@ -4,7 +4,8 @@
 //! Format: a safetensors file whose metadata holds `format = "comet-memory"`, `version`,
 //! the model `fingerprint` (config + memory weights), `tokens_read` and `pending` (the
 //! ids of a last partial chunk, as JSON); tensors `layers.{l}.global` `[m, hidden]` and
-//! `layers.{l}.queue` `[entries, hidden]`.
+//! `layers.{l}.queue` `[entries, hidden]`, and for a shared-span global memory
+//! `layers.{l}.salience` `[1, 1]`.
 //!
 //! Only whole chunks go into memory: the text after the last whole chunk stays pending and
 //! is read again in front of whatever comes next (more text, or a question), so reading a
@@ -19,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::CometModel;
 use crate::fsutil::{write_f32_safetensors, F32Tensor};
-use crate::memory::{LayerState, MemoryState};
+use crate::memory::{GlobalSource, LayerState, MemoryState};
 use crate::weights::check_finite;
 use crate::{Error, Result};
 
@@ -110,6 +111,9 @@ pub fn save_snapshot<B: Backend>(
             let q = q.clone().slice([0..b, 0..queue, 0..d]);
             tensors.push(f32_tensor(format!("layers.{l}.queue"), q));
         }
+        if let Some(s) = &layer.salience {
+            tensors.push(f32_tensor(format!("layers.{l}.salience"), s.clone()));
+        }
     }
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -140,10 +144,19 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
     let (slots, budget) = (model.comet.memory_slots, model.comet.temp_budget);
+    let hidden = model.llm.config().hidden_size;
+    let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
+    let salient = model.comet.global_source == GlobalSource::SharedSpan;
     for (l, layer) in state.layers.iter_mut().enumerate() {
-        let global = memory_rows(model, &st, &format!("layers.{l}.global"), path)?;
-        let queue = memory_rows(model, &st, &format!("layers.{l}.queue"), path)?;
-        let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
+        let global = memory_rows(model, &st, &format!("layers.{l}.global"), hidden, path)?;
+        let queue = memory_rows(model, &st, &format!("layers.{l}.queue"), hidden, path)?;
+        let salience = memory_rows(model, &st, &format!("layers.{l}.salience"), 1, path)?;
+        if salient && global.is_some() && rows(&salience) != 1 {
+            return Err(Error::corrupt(
+                path,
+                format!("layer {l}: a shared-span global memory without its `salience` [1, 1]"),
+            ));
+        }
         if global.is_some() && rows(&global) != slots || rows(&queue) > budget {
             return Err(Error::corrupt(
                 path,
@@ -156,6 +169,7 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
         *layer = LayerState {
             global: global.map(|(t, _)| t),
             queue: queue.map(|(t, _)| t),
+            salience: salience.map(|(t, _)| t),
         };
     }
     Ok(Snapshot { state, pending })
@@ -219,22 +233,22 @@ fn pending_ids<B: Backend>(
     Ok(pending)
 }
 
-/// Memory tensor `name` as `[1, rows, hidden]` and its row count, if the file holds it.
+/// Memory tensor `name` as `[1, rows, width]` and its row count, if the file holds it.
 fn memory_rows<B: Backend>(
     model: &CometModel<B>,
     st: &SafeTensors,
     name: &str,
+    width: usize,
     path: &Path,
 ) -> Result<Option<(Tensor<B, 3>, usize)>> {
     let Ok(view) = st.tensor(name) else {
         return Ok(None);
     };
-    let hidden = model.llm.config().hidden_size;
     let shape = view.shape().to_vec();
-    if shape.len() != 2 || view.dtype() != Dtype::F32 || shape[1] != hidden {
+    if shape.len() != 2 || view.dtype() != Dtype::F32 || shape[1] != width {
         return Err(Error::corrupt(
             path,
-            format!("tensor `{name}` is {shape:?}, not an f32 [rows, {hidden}] memory"),
+            format!("tensor `{name}` is {shape:?}, not an f32 [rows, {width}] memory"),
         ));
     }
     let values: Vec<f32> = view

@@ -50,6 +50,11 @@ pub enum GlobalSource {
     /// chosen softly by the readouts, one gate for the whole span: the slots read as a
     /// quoted passage of an earlier chunk.
     TextSpan,
+    /// As `TextSpan`, but one span start for every layer (the sum of the layers' scores, so
+    /// every layer keeps the same tokens, as a KV cache would), and a salience gate: a kept
+    /// span carries the score it was chosen with, and a new span replaces it only when it
+    /// scores higher (g = sigmoid(kept - new)). Needs chunk-major reading.
+    SharedSpan,
 }
 
 impl std::str::FromStr for GlobalSource {
@@ -60,8 +65,9 @@ impl std::str::FromStr for GlobalSource {
             "readout" => Ok(Self::Readout),
             "text_pool" => Ok(Self::TextPool),
             "text_span" => Ok(Self::TextSpan),
+            "shared_span" => Ok(Self::SharedSpan),
             other => Err(format!(
-                "unknown global-memory source `{other}` (readout, text_pool or text_span)"
+                "unknown global-memory source `{other}` (readout, text_pool, text_span or shared_span)"
             )),
         }
     }

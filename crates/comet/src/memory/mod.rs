@@ -5,5 +5,8 @@ mod modules;
 mod state;
 
 pub use config::{CometConfig, GlobalSource, TempSource};
-pub use modules::{GlobalMemory, LayerMemory, LowRankAdapter, MemoryModuleConfig, TemporaryMemory};
+pub use modules::{
+    padding_penalty, span_at, Gate, GlobalMemory, LayerMemory, LowRankAdapter, MemoryModuleConfig,
+    TemporaryMemory,
+};
 pub use state::{LayerState, MemoryState};

@@ -64,6 +64,59 @@ fn first<B: Backend>(x: Tensor<B, 3>) -> f32 {
         .map_or(f32::NAN, |v| v[0])
 }
 
+/// How a global state is blended with its candidates: `g * state + (1 - g) * candidate`.
+pub enum Gate<B: Backend> {
+    /// No gate: the candidates replace the state.
+    Off,
+    /// One learned gate per slot from `[candidate; state]` (the paper).
+    PerSlot,
+    /// One learned gate for every slot (the mean of their logits): a span is kept or
+    /// replaced whole.
+    Shared,
+    /// One gate of the given logits `[batch, 1, 1]` (the salience gate).
+    Given(Tensor<B, 3>),
+}
+
+/// 0 for real text tokens and far below any score for padding, from `real` `[batch, 1, n]`.
+pub fn padding_penalty<B: Backend>(real: Tensor<B, 3>) -> Tensor<B, 3> {
+    (real - 1.0) * 1e4
+}
+
+/// A span of `m` consecutive rows of `text` `[batch, n, hidden]` from a soft start `start`
+/// `[batch, 1, n]`: `[batch, m, hidden]`, slot j holding token `start + j`. Tokens past the
+/// chunk's end and padding (`real` `[batch, 1, n]` 0) are zeros.
+pub fn span_at<B: Backend>(
+    start: Tensor<B, 3>,
+    text: Tensor<B, 3>,
+    real: Tensor<B, 3>,
+    m: usize,
+) -> Tensor<B, 3> {
+    let [batch, _, n] = start.dims();
+    let device = text.device();
+    if tracing() {
+        let at = first(start.clone().argmax(2).float());
+        eprintln!(
+            "global span start {at} p {:.3}",
+            first(start.clone().max_dim(2))
+        );
+    }
+    // Row j is `start` shifted right by j: it weighs token u by P(start = u - j).
+    let rows: Vec<Tensor<B, 3>> = (0..m)
+        .map(|j| match j {
+            0 => start.clone(),
+            j if j >= n => Tensor::zeros([batch, 1, n], &device),
+            j => Tensor::cat(
+                vec![
+                    Tensor::zeros([batch, 1, j], &device),
+                    start.clone().slice([0..batch, 0..1, 0..n - j]),
+                ],
+                2,
+            ),
+        })
+        .collect();
+    Tensor::cat(rows, 1).matmul(text * real.swap_dims(1, 2))
+}
+
 /// Residual low-rank adapter: `x + up(down(x))`, starting close to the identity.
 #[derive(Module, Debug)]
 pub struct LowRankAdapter<B: Backend> {
@@ -148,33 +201,61 @@ pub struct GlobalMemory<B: Backend> {
 }
 
 impl<B: Backend> GlobalMemory<B> {
-    /// New state from candidates `[batch, m, hidden]` and the previous state, if any.
-    /// Without the gate the candidate replaces the state; with `one_gate` every slot shares
-    /// one gate (the mean of their logits), so a span of slots is kept or replaced whole.
+    /// New state from candidates `[batch, m, hidden]` and the previous state, if any,
+    /// blended as `gate` says.
     pub fn update(
         &self,
         candidates: Tensor<B, 3>,
         state: Option<Tensor<B, 3>>,
-        use_gate: bool,
-        one_gate: bool,
+        gate: Gate<B>,
     ) -> Tensor<B, 3> {
         let candidate = norm(&self.norm, candidates);
-        match state {
-            Some(state) if use_gate => {
-                // [batch, m, 1], or [batch, 1, 1] shared
-                let logits = project(
-                    &self.gate,
-                    Tensor::cat(vec![candidate.clone(), state.clone()], 2),
-                );
-                let logits = if one_gate { logits.mean_dim(1) } else { logits };
-                let g = sigmoid(logits);
-                if tracing() {
-                    eprintln!("global gate {:.3}", first(g.clone().mean_dim(1)));
-                }
-                g.clone() * state + (g.neg() + 1.0) * candidate
-            }
-            _ => candidate,
+        let Some(state) = state else {
+            return candidate;
+        };
+        // [batch, m, 1], or [batch, 1, 1] shared by the slots
+        let logits = match gate {
+            Gate::Off => return candidate,
+            Gate::PerSlot => self.gate_logits(&candidate, &state),
+            Gate::Shared => self.gate_logits(&candidate, &state).mean_dim(1),
+            Gate::Given(logits) => logits,
+        };
+        let g = sigmoid(logits);
+        if tracing() {
+            eprintln!("global gate {:.3}", first(g.clone().mean_dim(1)));
         }
+        g.clone() * state + (g.neg() + 1.0) * candidate
+    }
+
+    /// The salience gate: new state and salience `[batch, 1, 1]` from candidates
+    /// `[batch, m, hidden]` chosen with score `salience` and the kept state with its score,
+    /// if any. `g = sigmoid(kept - new)` keeps the span that scored higher, whatever came
+    /// later; the stored score blends alike.
+    pub fn keep_salient(
+        &self,
+        candidates: Tensor<B, 3>,
+        salience: Tensor<B, 3>,
+        kept: Option<(Tensor<B, 3>, Tensor<B, 3>)>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let Some((state, score)) = kept else {
+            return (self.update(candidates, None, Gate::Off), salience);
+        };
+        if tracing() {
+            let (new, old) = (first(salience.clone()), first(score.clone()));
+            eprintln!("global salience {new:.3} kept {old:.3}");
+        }
+        let logits = score.clone() - salience.clone();
+        let g = sigmoid(logits.clone());
+        let state = self.update(candidates, Some(state), Gate::Given(logits));
+        (state, g.clone() * score + (g.neg() + 1.0) * salience)
+    }
+
+    /// The learned gate's logits `[batch, m, 1]` from `[candidate; state]`.
+    fn gate_logits(&self, candidate: &Tensor<B, 3>, state: &Tensor<B, 3>) -> Tensor<B, 3> {
+        project(
+            &self.gate,
+            Tensor::cat(vec![candidate.clone(), state.clone()], 2),
+        )
     }
 
     /// How much each readout output `[batch, m, hidden]` wants each text-token layer input
@@ -186,10 +267,21 @@ impl<B: Backend> GlobalMemory<B> {
         text: Tensor<B, 3>,
         real: Tensor<B, 3>,
     ) -> Tensor<B, 3> {
+        self.raw_scores(readouts, text) + padding_penalty(real)
+    }
+
+    /// [`Self::text_scores`] without the padding penalty.
+    fn raw_scores(&self, readouts: Tensor<B, 3>, text: Tensor<B, 3>) -> Tensor<B, 3> {
         let rank = self.adapter.down.weight.dims()[1];
         let queries = project(&self.adapter.down, norm(&self.norm, readouts));
         let keys = project(&self.adapter.down, norm(&self.norm, text));
-        queries.matmul(keys.swap_dims(1, 2)) / (rank as f64).sqrt() + (real - 1.0) * 1e4
+        queries.matmul(keys.swap_dims(1, 2)) / (rank as f64).sqrt()
+    }
+
+    /// How much this layer wants a span to start at each text token `[batch, 1, n]`: the
+    /// readouts' mean score, padding not excluded (see [`padding_penalty`]).
+    pub fn start_scores(&self, readouts: Tensor<B, 3>, text: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.raw_scores(readouts, text).mean_dim(1)
     }
 
     /// Candidates `[batch, m, hidden]` pooled from a chunk's text-token layer inputs `text`
@@ -206,45 +298,16 @@ impl<B: Backend> GlobalMemory<B> {
     /// Candidates `[batch, m, hidden]`: a span of m consecutive text-token layer inputs,
     /// slot j holding token `start + j`, so the slots read as a passage of the chunk in its
     /// own order (slot positions are consecutive too). The start is soft: a softmax over the
-    /// chunk of the readouts' mean scores; tokens past the chunk's end are zeros.
+    /// chunk of the readouts' mean scores.
     pub fn span(
         &self,
         readouts: Tensor<B, 3>,
         text: Tensor<B, 3>,
         real: Tensor<B, 3>,
     ) -> Tensor<B, 3> {
-        let [batch, m, _] = readouts.dims();
-        let n = text.dims()[1];
-        let device = text.device();
-        // [batch, 1, n]
-        let start = softmax(
-            self.text_scores(readouts, text.clone(), real.clone())
-                .mean_dim(1),
-            2,
-        );
-        if tracing() {
-            let at = first(start.clone().argmax(2).float());
-            eprintln!(
-                "global span start {at} p {:.3}",
-                first(start.clone().max_dim(2))
-            );
-        }
-        // Row j is `start` shifted right by j: it weighs token u by P(start = u - j).
-        let rows: Vec<Tensor<B, 3>> = (0..m)
-            .map(|j| match j {
-                0 => start.clone(),
-                j if j >= n => Tensor::zeros([batch, 1, n], &device),
-                j => Tensor::cat(
-                    vec![
-                        Tensor::zeros([batch, 1, j], &device),
-                        start.clone().slice([0..batch, 0..1, 0..n - j]),
-                    ],
-                    2,
-                ),
-            })
-            .collect();
-        // Padding rows are zeroed so a span running into them adds nothing.
-        Tensor::cat(rows, 1).matmul(text * real.swap_dims(1, 2))
+        let m = readouts.dims()[1];
+        let scores = self.start_scores(readouts, text.clone()) + padding_penalty(real.clone());
+        span_at(softmax(scores, 2), text, real, m)
     }
 
     /// Slot inputs G `[batch, m, hidden]` of a state.

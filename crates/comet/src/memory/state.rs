@@ -10,6 +10,29 @@ pub struct LayerState<B: Backend> {
     /// Temporary queue `[batch, queue_slots, hidden]`, sample b's real entries first
     /// (`MemoryState::queue_lengths[b]` of them); `None` while empty for every sample.
     pub queue: Option<Tensor<B, 3>>,
+    /// Score `[batch, 1, 1]` the kept global span was chosen with
+    /// ([`super::GlobalSource::SharedSpan`]'s salience gate); `None` for other sources.
+    pub salience: Option<Tensor<B, 3>>,
+}
+
+impl<B: Backend> LayerState<B> {
+    /// No memory yet.
+    pub fn empty() -> Self {
+        Self {
+            global: None,
+            queue: None,
+            salience: None,
+        }
+    }
+
+    /// Every tensor of the state through `f` (moved to a device, made a leaf, ...).
+    pub fn map(self, f: impl Fn(Tensor<B, 3>) -> Tensor<B, 3>) -> Self {
+        Self {
+            global: self.global.map(&f),
+            queue: self.queue.map(&f),
+            salience: self.salience.map(&f),
+        }
+    }
 }
 
 /// The whole memory of a batch: constant size however much has been read.
@@ -27,13 +50,7 @@ impl<B: Backend> MemoryState<B> {
     /// The empty memory of a batch of `batch` samples for a model of `layers` layers.
     pub fn empty(layers: usize, batch: usize) -> Self {
         Self {
-            layers: vec![
-                LayerState {
-                    global: None,
-                    queue: None
-                };
-                layers
-            ],
+            layers: vec![LayerState::empty(); layers],
             queue_lengths: vec![0; batch],
             tokens_read: vec![0; batch],
         }

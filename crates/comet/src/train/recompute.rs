@@ -19,8 +19,13 @@ use crate::{Error, Result};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
-/// Per layer, the gradient of the loss with respect to (global state, queue).
-type StateGrads<B> = Vec<(Option<Tensor<Inner<B>, 3>>, Option<Tensor<Inner<B>, 3>>)>;
+/// Per layer, the gradient of the loss with respect to its global state, queue and salience.
+type StateGrads<B> = Vec<[Option<Tensor<Inner<B>, 3>>; 3]>;
+
+/// A layer's state tensors in [`StateGrads`]' order.
+fn parts<B: Backend>(layer: LayerState<B>) -> [Option<Tensor<B, 3>>; 3] {
+    [layer.global, layer.queue, layer.salience]
+}
 
 /// Loss over every chunk of `batch` (mean over target tokens) and the gradients of
 /// `params`' parameters multiplied by `scale`, computed chunk by chunk on `model` (`params`
@@ -69,12 +74,7 @@ pub fn recomputed_gradients<B: AutodiffBackend>(
             leaves
                 .layers
                 .iter()
-                .map(|l| {
-                    (
-                        l.global.as_ref().and_then(|t| t.grad_remove(&mut grads)),
-                        l.queue.as_ref().and_then(|t| t.grad_remove(&mut grads)),
-                    )
-                })
+                .map(|l| parts(l.clone()).map(|t| t.and_then(|t| t.grad_remove(&mut grads))))
                 .collect(),
         );
         accumulator.accumulate(params, GradientsParams::from_grads(grads, params));
@@ -104,13 +104,13 @@ fn chunk_objective<B: AutodiffBackend>(
         on_nll(nll.clone().into_scalar().elem::<f64>());
         add(nll * weight);
     }
-    for (layer, (g_global, g_queue)) in out
+    for (layer, grads) in out
         .state
         .layers
         .into_iter()
         .zip(upstream.into_iter().flatten())
     {
-        for (value, grad) in [(layer.global, g_global), (layer.queue, g_queue)] {
+        for (value, grad) in parts(layer).into_iter().zip(grads) {
             if let (Some(v), Some(g)) = (value, grad) {
                 add((v * Tensor::from_inner(g))
                     .sum()
@@ -123,14 +123,14 @@ fn chunk_objective<B: AutodiffBackend>(
 
 /// A stored memory state as autodiff leaves that collect their gradients.
 fn to_leaves<B: AutodiffBackend>(state: MemoryState<Inner<B>>) -> MemoryState<B> {
-    let leaf = |t: Option<Tensor<Inner<B>, 3>>| t.map(|t| Tensor::from_inner(t).require_grad());
     MemoryState {
         layers: state
             .layers
             .into_iter()
             .map(|l| LayerState {
-                global: leaf(l.global),
-                queue: leaf(l.queue),
+                global: l.global.map(|t| Tensor::from_inner(t).require_grad()),
+                queue: l.queue.map(|t| Tensor::from_inner(t).require_grad()),
+                salience: l.salience.map(|t| Tensor::from_inner(t).require_grad()),
             })
             .collect(),
         queue_lengths: state.queue_lengths,
