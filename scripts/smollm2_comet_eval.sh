@@ -22,9 +22,11 @@
 #   retention DIR NAME [FLAGS]  how far back an adapter brings a key: 2,048, 4,096 and 16,384
 #                   tokens, the needle at the start and in the middle, 8 trials, seed 11:
 #                   results/.../retention-NAME.json
-# Environment: TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
+# Environment: ADAPTER (the committed one), TAG (appended to every result file's name),
+#   TRIALS (20), SEED (2026), LENGTHS, FULL_LENGTHS, FULL_TRIALS (2), FULL_DEPTHS
 #   (0.1,0.5,0.9: full attention takes ~13 minutes per 16k-token input on 2 cores),
-#   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), BATCH (4), BUDGET (the temporary
+#   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), ABLATIONS (which of no-gate,
+#   no-temp, no-global, no-memory; all by default), BATCH (4), BUDGET (the temporary
 #   memory's entries at evaluation; default the adapter's own; 2,048 entries hold the last
 #   16,384 tokens at stride 8).
 # Writes results/smollm2-comet/<variant>.{json,png}.
@@ -32,7 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT="${1:-all}"
 CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
-ADAPTER=assets/adapters/smollm2-comet
+ADAPTER="${ADAPTER:-assets/adapters/smollm2-comet}"
 OUT=results/smollm2-comet
 TRIALS="${TRIALS:-20}"
 SEED="${SEED:-2026}"
@@ -57,7 +59,7 @@ run() { # variant lengths trials depths extra-args...
   shift 4
   "$COMET" eval passkey --model "$MODEL" --digits 5 --lengths "$lengths" --depths "$depths" \
     --trials "$trials" --seed "$SEED" --haystack "$HAYSTACK" --batch-size "$BATCH" \
-    --json "$OUT/$variant.json" ${BUDGET:+--temp-budget "$BUDGET"} "$@"
+    --json "$OUT/$variant${TAG:-}.json" ${BUDGET:+--temp-budget "$BUDGET"} "$@"
 }
 
 # The short grid (256, 512 and 1,024 tokens, depths 0.05/0.5/0.9, 8 trials, seed 7):
@@ -75,7 +77,7 @@ table() {
   echo "| variant | trials per cell | exact keys by length, depths 0.1-0.9 together |"
   echo "|---|---:|---|"
   for variant in comet comet-16k full-attention no-gate no-temp no-global no-memory; do
-    [ -f "$OUT/$variant.json" ] || continue
+    [ -f "$OUT/$variant${TAG:-}.json" ] || continue
     jq -r --arg v "$variant" '
       (.reader == "full attention") as $full
       | (.cells | group_by(.length) | map(
@@ -84,7 +86,7 @@ table() {
         (if $full | not
          then "; \((map(.memory_correct) | add))/\((map(.memory_trials) | add)) through memory" else "" end) + ")"
       ) | join(", ")) as $row
-      | "| \($v) | \(.trials) | \($row) |"' "$OUT/$variant.json"
+      | "| \($v) | \(.trials) | \($row) |"' "$OUT/$variant${TAG:-}.json"
   done
 }
 
@@ -93,11 +95,15 @@ case "$WHAT" in
   comet-16k) BUDGET="${BUDGET:-2048}" run comet-16k 16384 "$TRIALS" "$DEPTHS" --adapter "$ADAPTER" ;;
   full-attention) BATCH=1 run full-attention "$FULL_LENGTHS" "$FULL_TRIALS" "$FULL_DEPTHS" --full-attention ;;
   ablations)
-    run no-gate "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-gate
-    run no-temp "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-temp
-    run no-global "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global
-    run no-memory "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" --no-global --no-temp ;;
-  table) table | tee "$OUT/table.md" ;;
+    for variant in ${ABLATIONS:-no-gate no-temp no-global no-memory}; do
+      case $variant in
+        no-memory) flags=(--no-global --no-temp) ;;
+        no-gate | no-temp | no-global) flags=("--$variant") ;;
+        *) echo "unknown ablation $variant" >&2; exit 2 ;;
+      esac
+      run "$variant" "$ABLATION_LENGTHS" "$ABLATION_TRIALS" "$DEPTHS" --adapter "$ADAPTER" "${flags[@]}"
+    done ;;
+  table) table | tee "$OUT/table${TAG:-}.md" ;;
   progress) BATCH=8 grid "$3" --adapter "$2" "${@:4}" ;;
   retention)
     SEED=11 BATCH=8 run "retention-$3" 2048,4096,16384 8 0,0.5 --adapter "$2" "${@:4}" ;;
