@@ -56,8 +56,10 @@
 # finished stage's adapter, which the next stage starts from; stageN-checkpoint/: the stage
 # in progress); they are copied into $COMET_CACHE/runs/ when missing there, and the script
 # starts at the latest stage with a checkpoint, so a fresh machine goes on where the last
-# one stopped. At the end the last stage's adapter is copied to assets/adapters/smollm2-comet/
-# (INSTALL=1 by default for runs ending at stage 8 or before, 0 for the later experiments).
+# one stopped. The committed adapter is stage 15's: `bash scripts/train_smollm2_comet.sh 15 15`
+# trains it again from the committed stage 13 adapter (`12 13` first to redo those too, from
+# fresh modules) and copies it to assets/adapters/smollm2-comet/ (INSTALL=1 by default only
+# for runs ending at stage 15; INSTALL=1 installs any other run's last adapter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECIPE=assets/recipes/smollm2-comet
@@ -167,7 +169,7 @@ for stage in $(seq "$FIRST" "$LAST"); do
   start="$run/adapter"
 done
 final="${start:-$CACHE/runs/smollm2-comet-stage$LAST/adapter}"
-if [ "${INSTALL:-$([ "$LAST" -le 8 ] && echo 1 || echo 0)}" != 1 ]; then
+if [ "${INSTALL:-$([ "$LAST" = 15 ] && echo 1 || echo 0)}" != 1 ]; then
   echo "adapter: $final (not installed; INSTALL=1 copies it to assets/adapters/)" >&2
   exit 0
 fi
