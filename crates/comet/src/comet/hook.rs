@@ -1,13 +1,13 @@
 //! The CoMeT recurrence inside one chunk: memory in before each layer, memory out after it.
 
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use burn::tensor::Int;
 
 use crate::layout::ChunkLayout;
-use burn::tensor::activation::softmax;
-
 use crate::memory::{
-    padding_penalty, span_at, CometConfig, Gate, GlobalSource, LayerMemory, LayerState, TempSource,
+    padding_penalty, quote, span_weights, trace_span_start, CometConfig, Gate, GlobalSource,
+    LayerMemory, LayerState, TempSource,
 };
 use crate::model::LayerHook;
 
@@ -235,9 +235,11 @@ impl<B: Backend> ChunkMemory<'_, B> {
         // [batch, 1, n], and its expected score [batch, 1, 1]
         let start = softmax(scores.clone() + padding_penalty(real.clone()), 2);
         let salience = (start.clone() * scores).sum_dim(2);
+        let weights = span_weights(start.clone(), self.config.memory_slots);
         for (l, (text, _)) in parts.into_iter().enumerate() {
             let global = &self.memory[l].global;
-            let candidates = span_at(start.clone(), text, real.clone(), self.config.memory_slots);
+            trace_span_start(&start);
+            let candidates = quote(weights.clone(), text, real.clone());
             let kept = match (&old[l].global, &old[l].salience) {
                 (Some(state), Some(score)) if self.config.use_gate => {
                     Some((state.clone(), score.clone()))

@@ -6,7 +6,7 @@ mod state;
 
 pub use config::{CometConfig, GlobalSource, TempSource};
 pub use modules::{
-    padding_penalty, span_at, Gate, GlobalMemory, LayerMemory, LowRankAdapter, MemoryModuleConfig,
-    TemporaryMemory,
+    padding_penalty, quote, span_weights, trace_span_start, Gate, GlobalMemory, LayerMemory,
+    LowRankAdapter, MemoryModuleConfig, TemporaryMemory,
 };
 pub use state::{LayerState, MemoryState};

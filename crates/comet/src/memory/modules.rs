@@ -82,17 +82,9 @@ pub fn padding_penalty<B: Backend>(real: Tensor<B, 3>) -> Tensor<B, 3> {
     (real - 1.0) * 1e4
 }
 
-/// A span of `m` consecutive rows of `text` `[batch, n, hidden]` from a soft start `start`
-/// `[batch, 1, n]`: `[batch, m, hidden]`, slot j holding token `start + j`. Tokens past the
-/// chunk's end and padding (`real` `[batch, 1, n]` 0) are zeros.
-pub fn span_at<B: Backend>(
-    start: Tensor<B, 3>,
-    text: Tensor<B, 3>,
-    real: Tensor<B, 3>,
-    m: usize,
-) -> Tensor<B, 3> {
-    let [batch, _, n] = start.dims();
-    let device = text.device();
+/// Prints, when tracing, the first sample's most likely span start and its probability from
+/// a soft start `[batch, 1, n]` (one line per layer that quotes it).
+pub fn trace_span_start<B: Backend>(start: &Tensor<B, 3>) {
     if tracing() {
         let at = first(start.clone().argmax(2).float());
         eprintln!(
@@ -100,7 +92,15 @@ pub fn span_at<B: Backend>(
             first(start.clone().max_dim(2))
         );
     }
-    // Row j is `start` shifted right by j: it weighs token u by P(start = u - j).
+}
+
+/// The weights `[batch, m, n]` that quote a span of `m` consecutive text tokens from a soft
+/// start `start` `[batch, 1, n]`: row j is `start` shifted right by j, weighing token u by
+/// P(start = u - j), so slot j holds token `start + j` (nothing past the chunk's end). Built
+/// once per chunk; [`quote`] applies it to any layer's text.
+pub fn span_weights<B: Backend>(start: Tensor<B, 3>, m: usize) -> Tensor<B, 3> {
+    let [batch, _, n] = start.dims();
+    let device = start.device();
     let rows: Vec<Tensor<B, 3>> = (0..m)
         .map(|j| match j {
             0 => start.clone(),
@@ -114,7 +114,22 @@ pub fn span_at<B: Backend>(
             ),
         })
         .collect();
-    Tensor::cat(rows, 1).matmul(text * real.swap_dims(1, 2))
+    Tensor::cat(rows, 1)
+}
+
+/// The span `[batch, m, hidden]` that `weights` ([`span_weights`]) quote from `text`
+/// `[batch, n, hidden]`; padding (`real` `[batch, 1, n]` 0) adds nothing.
+pub fn quote<B: Backend>(
+    weights: Tensor<B, 3>,
+    text: Tensor<B, 3>,
+    real: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    weights.matmul(text * real.swap_dims(1, 2))
+}
+
+/// `g * kept + (1 - g) * new`.
+fn blend<B: Backend>(g: Tensor<B, 3>, kept: Tensor<B, 3>, new: Tensor<B, 3>) -> Tensor<B, 3> {
+    g.clone() * kept + (g.neg() + 1.0) * new
 }
 
 /// Residual low-rank adapter: `x + up(down(x))`, starting close to the identity.
@@ -224,7 +239,7 @@ impl<B: Backend> GlobalMemory<B> {
         if tracing() {
             eprintln!("global gate {:.3}", first(g.clone().mean_dim(1)));
         }
-        g.clone() * state + (g.neg() + 1.0) * candidate
+        blend(g, state, candidate)
     }
 
     /// The salience gate: new state and salience `[batch, 1, 1]` from candidates
@@ -247,7 +262,7 @@ impl<B: Backend> GlobalMemory<B> {
         let logits = score.clone() - salience.clone();
         let g = sigmoid(logits.clone());
         let state = self.update(candidates, Some(state), Gate::Given(logits));
-        (state, g.clone() * score + (g.neg() + 1.0) * salience)
+        (state, blend(g, score, salience))
     }
 
     /// The learned gate's logits `[batch, m, 1]` from `[candidate; state]`.
@@ -307,7 +322,9 @@ impl<B: Backend> GlobalMemory<B> {
     ) -> Tensor<B, 3> {
         let m = readouts.dims()[1];
         let scores = self.start_scores(readouts, text.clone()) + padding_penalty(real.clone());
-        span_at(softmax(scores, 2), text, real, m)
+        let start = softmax(scores, 2);
+        trace_span_start(&start);
+        quote(span_weights(start, m), text, real)
     }
 
     /// Slot inputs G `[batch, m, hidden]` of a state.
