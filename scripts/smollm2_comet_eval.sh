@@ -28,7 +28,8 @@
 #   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), ABLATIONS (which of no-gate,
 #   no-temp, no-global, no-memory; all by default), BATCH (4), BUDGET (the temporary
 #   memory's entries at evaluation; default the adapter's own; 2,048 entries hold the last
-#   16,384 tokens at stride 8).
+#   16,384 tokens at stride 8), RESUME=1 (keep the cells a stopped run of the same grid
+#   left in its JSON and read only the rest: the report is rewritten after every cell).
 # Writes results/smollm2-comet/<variant>.{json,png}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,9 +58,12 @@ MODEL=$("$COMET" fetch)
 run() { # variant lengths trials depths extra-args...
   local variant=$1 lengths=$2 trials=$3 depths=$4
   shift 4
+  local resume=()
+  [ "${RESUME:-0}" = 1 ] && resume=(--resume)
   "$COMET" eval passkey --model "$MODEL" --digits 5 --lengths "$lengths" --depths "$depths" \
     --trials "$trials" --seed "$SEED" --haystack "$HAYSTACK" --batch-size "$BATCH" \
-    --json "$OUT/$variant${TAG:-}.json" ${BUDGET:+--temp-budget "$BUDGET"} "$@"
+    --json "$OUT/$variant${TAG:-}.json" ${BUDGET:+--temp-budget "$BUDGET"} \
+    "${resume[@]}" "$@"
 }
 
 # The short grid (256, 512 and 1,024 tokens, depths 0.05/0.5/0.9, 8 trials, seed 7):

@@ -33,6 +33,10 @@
 #   stage15 from stage 13's adapter: one span start shared by all layers and the salience
 #           gate (global_source shared_span), 512-1,536 tokens
 #   stage16 from stage 15's adapter: 1,024-4,096 tokens, 50 steps
+#   stage17 from stage 15's adapter: 45% of needles placed across a chunk boundary
+#           (`straddle`), 80 steps at half the rate
+#   stage18 stage 17's data with spans that may start in the previous chunk's last 15
+#           tokens (`cross_chunk_span`), from stage 15's adapter
 # Each stage continues from the previous stage's adapter (stages 6-8 from earlier ones,
 # stages 9-12 and 14 from fresh modules: separate experiments, run as `... 9 9`); every
 # stage resumes exactly from its checkpoint (in $COMET_CACHE/runs/), so re-running the

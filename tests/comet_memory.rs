@@ -202,6 +202,18 @@ fn a_shared_span_memory_saved_answers_as_if_read_at_once() {
     });
 }
 
+/// So does the tail a span may start in.
+#[test]
+fn a_cross_chunk_span_memory_saved_answers_as_if_read_at_once() {
+    use comet::memory::{GlobalSource, TempSource};
+    assert_snapshots_answer_as_if_read_at_once(CometConfig {
+        temp_source: TempSource::TextInput,
+        global_source: GlobalSource::SharedSpan,
+        cross_chunk_span: true,
+        ..tiny_comet()
+    });
+}
+
 fn assert_snapshots_answer_as_if_read_at_once(comet: CometConfig) {
     use comet::comet::{load_snapshot, save_snapshot, Snapshot};
     let model = model(comet, true);

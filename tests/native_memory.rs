@@ -106,6 +106,63 @@ fn text_sourced_global_memory_follows_training_and_ignores_padding() {
     }
 }
 
+fn cross_chunk(slots: usize) -> CometConfig {
+    CometConfig {
+        global_source: GlobalSource::SharedSpan,
+        cross_chunk_span: true,
+        memory_slots: slots,
+        ..text_input(4, 5)
+    }
+}
+
+/// A shared span that may start in the previous chunk's last tokens: decoding follows
+/// training, padding stays invisible, and it reads otherwise than a span kept within its
+/// chunk. Other global sources refuse the switch.
+#[test]
+fn cross_chunk_spans_follow_training_and_ignore_padding() {
+    let model = model(cross_chunk(3), true);
+    assert_decoding_follows_the_training_forward(&model, 20, 1e-4);
+    assert_padding_is_invisible(&model);
+    let mut within = model.clone();
+    within.comet.cross_chunk_span = false;
+    let ids = [Sequence::language_model(tokens(40, 6, 0, 64))];
+    let change = max_abs_diff(
+        &training_logits(&model, &ids).concat(),
+        &training_logits(&within, &ids).concat(),
+    );
+    assert!(change > 1e-4, "the tail changed nothing ({change})");
+    let text_span = CometConfig {
+        global_source: GlobalSource::TextSpan,
+        ..cross_chunk(3)
+    };
+    assert!(text_span.validate().is_err());
+}
+
+/// The tail a chunk carries holds the layer inputs of the last m - 1 text tokens read (at
+/// layer 0 their embeddings), each sample's own in a batch where one ends mid-chunk.
+#[test]
+fn the_span_tail_holds_the_last_tokens_read() {
+    let model = model(cross_chunk(4), true);
+    let (long, short) = (tokens(36, 7, 0, 64), tokens(29, 8, 0, 64));
+    let batch = [
+        Sequence::language_model(long.clone()),
+        Sequence::language_model(short.clone()),
+    ];
+    let builder = model.layout_builder();
+    let mut reader = model.reader(&batch, &builder, model.empty_state(2), true);
+    while reader.next().is_some() {}
+    let tail = reader.into_state().layers[0].tail.clone().unwrap();
+    let [_, rows, d] = tail.dims();
+    assert_eq!(rows, 3);
+    let device = Default::default();
+    for (b, ids) in [long, short].iter().enumerate() {
+        let last = common::ids_tensor::<B>(&ids[ids.len() - rows..], &device);
+        let expected = values(model.llm.embed(last));
+        let got = values(tail.clone().slice([b..b + 1, 0..rows, 0..d]));
+        assert!(max_abs_diff(&got, &expected) < 1e-6, "sample {b}");
+    }
+}
+
 const HIDDEN: usize = 8;
 
 /// A global memory whose down projection reads only dimension 0, strongly: the readouts

@@ -13,6 +13,7 @@ use comet::backend::Backend as Selected;
 use comet::comet::CometModel;
 use comet::data::{Filler, Passkey, SourceConfig, TrainData, DEFAULT_FILLER};
 use comet::layout::Sequence;
+use comet::memory::{CometConfig, GlobalSource, TempSource};
 use comet::train::{
     grads, join_parameter_graphs, recomputed_gradients, Silent, StepLog, TrainConfig, Trainer,
 };
@@ -208,30 +209,37 @@ fn the_gates_train_at_their_own_rate() {
     assert_eq!(adapter_1, adapter_10);
 }
 
+/// Also for a shared span whose start may lie in the previous chunk: its salience and tail
+/// carry gradients from chunk to chunk.
 #[test]
 fn recomputation_gives_the_gradients_of_back_propagation() {
     let _serial = autodiff_lock();
     let device = Default::default();
-    let model = CometModel::new(
-        random_llm::<TB>(&tiny_config(false), 9, &device),
-        tiny_comet(),
-    );
-    let batch = [
-        Sequence::language_model(tokens(50, 1, 0, 64)),
-        Sequence::answer_only(tokens(37, 2, 0, 64), 30),
-    ];
-    let loss = model.loss(&batch).unwrap();
-    let value = loss.clone().into_scalar().elem::<f64>();
-    let mut plain = GradientsParams::from_grads(loss.backward(), &model);
-    let (recomputed_loss, recomputed) =
-        recomputed_gradients(&model, &model, &batch, &model.layout_builder(), 1.0).unwrap();
-    assert!(
-        (value - recomputed_loss).abs() < 1e-5,
-        "{value} vs {recomputed_loss}"
-    );
-    let diff = grads::max_relative_difference(&model, &mut plain, &recomputed);
-    assert!(diff < 1e-4, "largest relative gradient difference {diff}");
-    assert!(plain.len() > 20, "{} parameters got gradients", plain.len());
+    let cross_chunk = CometConfig {
+        temp_source: TempSource::TextInput,
+        global_source: GlobalSource::SharedSpan,
+        cross_chunk_span: true,
+        ..tiny_comet()
+    };
+    for comet in [tiny_comet(), cross_chunk] {
+        let model = CometModel::new(random_llm::<TB>(&tiny_config(false), 9, &device), comet);
+        let batch = [
+            Sequence::language_model(tokens(50, 1, 0, 64)),
+            Sequence::answer_only(tokens(37, 2, 0, 64), 30),
+        ];
+        let loss = model.loss(&batch).unwrap();
+        let value = loss.clone().into_scalar().elem::<f64>();
+        let mut plain = GradientsParams::from_grads(loss.backward(), &model);
+        let (recomputed_loss, recomputed) =
+            recomputed_gradients(&model, &model, &batch, &model.layout_builder(), 1.0).unwrap();
+        assert!(
+            (value - recomputed_loss).abs() < 1e-5,
+            "{value} vs {recomputed_loss}"
+        );
+        let diff = grads::max_relative_difference(&model, &mut plain, &recomputed);
+        assert!(diff < 1e-4, "largest relative gradient difference {diff}");
+        assert!(plain.len() > 20, "{} parameters got gradients", plain.len());
+    }
 }
 
 #[test]
@@ -294,6 +302,26 @@ fn passkey_samples_are_seeded_and_put_the_needle_at_the_depth() {
             .sample(100, 0.5, 1)
             .is_err()
     );
+}
+
+#[test]
+fn straddling_needles_cross_a_chunk_boundary_and_stay_whole() {
+    let tokenizer = comet::tokenizer::byte_level().unwrap();
+    let mut gen = Passkey::new(&tokenizer, Filler::Repeated(DEFAULT_FILLER.into()));
+    gen.straddle = Some(128);
+    let mut offsets = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let a = gen.sample(1500, 0.1 + 0.02 * seed as f64, seed).unwrap();
+        assert_eq!(a.ids.len(), 1500);
+        let (start, end) = (a.needle_position, a.needle_end);
+        assert_ne!(start / 128, (end - 1) / 128, "seed {seed}: {start}..{end}");
+        let needle = tokenizer.decode(&a.ids[start..end]).unwrap();
+        assert!(needle.starts_with(&format!(" The pass key is {}.", a.key)));
+        assert!(needle.ends_with(&format!("{} is the pass key.", a.key)));
+        offsets.insert(start % 128);
+    }
+    // The boundary falls at many places inside the needle, not one.
+    assert!(offsets.len() > 10, "{offsets:?}");
 }
 
 #[test]

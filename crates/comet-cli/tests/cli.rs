@@ -398,22 +398,19 @@ fn train_then_eval_passkey_learns_the_key() {
     assert_fails(&again, 1, "--resume");
     let model = tmp.path().join("run/model");
     let json = tmp.path().join("grid.json");
-    let cells = eval_passkey(
-        &model,
-        &[
-            "--digits",
-            "1",
-            "--lengths",
-            "270,300",
-            "--depths",
-            "0,1",
-            "--trials",
-            "5",
-            "--seed",
-            "4",
-        ],
-        &json,
-    );
+    let grid = [
+        "--digits",
+        "1",
+        "--lengths",
+        "270,300",
+        "--depths",
+        "0,1",
+        "--trials",
+        "5",
+        "--seed",
+        "4",
+    ];
+    let cells = eval_passkey(&model, &grid, &json);
     assert_eq!(cells.len(), 4);
     for cell in &cells {
         assert_eq!(cell["trials"], 5);
@@ -439,6 +436,45 @@ fn train_then_eval_passkey_learns_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read(&png).unwrap(), drawn);
+    resume_keeps_cells_and_reads_the_rest(&model, &grid, &json, &cells);
+}
+
+/// `eval passkey --resume` keeps the cells a report holds, reads only the missing ones
+/// (which come out as in one whole run), and refuses a report of another grid.
+fn resume_keeps_cells_and_reads_the_rest(
+    model: &std::path::Path,
+    grid: &[&str],
+    json: &std::path::Path,
+    whole: &[serde_json::Value],
+) {
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    report["cells"].as_array_mut().unwrap().truncate(2);
+    // A kept cell is not read again: its marker survives.
+    report["cells"][0]["seconds"] = 1234.5.into();
+    std::fs::write(json, report.to_string()).unwrap();
+    let resumed = eval_passkey(model, &[grid, &["--resume"]].concat(), json);
+    assert_eq!(resumed.len(), whole.len());
+    assert_eq!(resumed[0]["seconds"], 1234.5);
+    let without_time = |cell: &serde_json::Value| {
+        let mut cell = cell.clone();
+        cell.as_object_mut().unwrap().remove("seconds");
+        cell
+    };
+    for (a, b) in resumed.iter().zip(whole) {
+        assert_eq!(without_time(a), without_time(b));
+    }
+    let mut other = grid.to_vec();
+    *other.last_mut().unwrap() = "5";
+    other.extend(["--resume", "--json", json.to_str().unwrap()]);
+    let out = comet(
+        &[
+            &["eval", "passkey", "--model", model.to_str().unwrap()],
+            &other[..],
+        ]
+        .concat(),
+    );
+    assert_fails(&out, 1, "another `seed`");
 }
 
 #[test]

@@ -51,6 +51,10 @@ pub struct CometArgs {
     /// `shared_span` (one span start for all layers, kept by salience).
     #[arg(long)]
     pub global_source: Option<GlobalSource>,
+    /// With `shared_span`: a span may start in the previous chunk's last tokens, so a
+    /// passage cut by a chunk boundary is quoted whole.
+    #[arg(long)]
+    pub cross_chunk_span: bool,
 }
 
 impl CometArgs {
@@ -71,7 +75,8 @@ impl CometArgs {
             || self.no_temp
             || self.no_global
             || self.temp_source.is_some()
-            || self.global_source.is_some();
+            || self.global_source.is_some()
+            || self.cross_chunk_span;
         any.then(|| CometConfig {
             chunk_size: self.chunk_size.unwrap_or(base.chunk_size),
             memory_slots: self.memory_slots.unwrap_or(base.memory_slots),
@@ -83,6 +88,7 @@ impl CometArgs {
             use_temp: base.use_temp && !self.no_temp,
             temp_source: self.temp_source.unwrap_or(base.temp_source),
             global_source: self.global_source.unwrap_or(base.global_source),
+            cross_chunk_span: base.cross_chunk_span || self.cross_chunk_span,
         })
     }
 

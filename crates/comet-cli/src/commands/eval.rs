@@ -72,9 +72,14 @@ pub struct PasskeyArgs {
     /// reference CoMeT is compared with.
     #[arg(long)]
     full_attention: bool,
-    /// Results JSON (the heatmap is written next to it as .png).
+    /// Results JSON (the heatmap is written next to it as .png), rewritten after every cell.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Keep the cells that an earlier run of the same grid (model, adapter, memory config,
+    /// haystack, digits, seed, trials) left in --json and read only the others: a grid too
+    /// long for one sitting is stopped and continued.
+    #[arg(long, requires = "json")]
+    resume: bool,
 }
 
 /// `comet eval qa` arguments.
@@ -162,31 +167,86 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     } else {
         Reader::Memory(&loaded.model)
     };
-    let total: usize = args.lengths.iter().sum::<usize>() * args.depths.len() * args.trials;
+    let header = report_header(&args, &loaded, &model_path)?;
+    let kept = match (&args.json, args.resume) {
+        (Some(json), true) if json.exists() => resumable_cells(json, &header)?,
+        _ => Vec::new(),
+    };
+    let todo: Vec<(usize, f64)> = grid_cells(&args)
+        .filter(|&(l, d)| !kept.iter().any(|c| c.length == l && c.depth == d))
+        .collect();
+    let total: usize = todo.iter().map(|&(l, _)| l * args.trials).sum();
+    if !kept.is_empty() {
+        eprintln!(
+            "resuming: {} cells kept, {} to read",
+            kept.len(),
+            todo.len()
+        );
+    }
     let bar = super::token_bar(total, "passkey");
-    let start = Instant::now();
-    let cells = evaluate_passkey(&reader, &passkey, &grid, |_, tokens| bar.inc(tokens as u64))?;
+    let mut cells = kept;
+    for (length, depth) in todo {
+        let one = PasskeyGrid {
+            lengths: vec![length],
+            depths: vec![depth],
+            ..grid.clone()
+        };
+        cells.extend(evaluate_passkey(&reader, &passkey, &one, |_, tokens| {
+            bar.inc(tokens as u64)
+        })?);
+        if let Some(json) = &args.json {
+            write_passkey_report(&header, &cells, json)?;
+        }
+    }
     bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
+    // Grid order, whatever order the cells were read in.
+    let order: Vec<_> = grid_cells(&args).collect();
+    cells.retain(|c| order.contains(&(c.length, c.depth)));
+    cells.sort_by_key(|c| order.iter().position(|&o| o == (c.length, c.depth)));
     print_passkey_table(&args, &cells);
-    print_passkey_summary(&cells, total, seconds);
+    print_passkey_summary(&cells);
     match &args.json {
         Some(json) => {
-            let run = (total, seconds);
-            write_passkey_report(&args, &loaded, &model_path, &cells, run, json)
+            write_passkey_report(&header, &cells, json)?;
+            plot_passkey_report(json, &super::read_json(json)?)
         }
         None => Ok(()),
     }
 }
 
-/// The run's one-line summary: exact keys, through memory only, key tokens, throughput.
-fn print_passkey_summary(cells: &[PasskeyCell], total: usize, seconds: f64) {
+/// The grid's (length, depth) cells in reading order.
+fn grid_cells(args: &PasskeyArgs) -> impl Iterator<Item = (usize, f64)> + '_ {
+    args.lengths
+        .iter()
+        .flat_map(|&l| args.depths.iter().map(move |&d| (l, d)))
+}
+
+/// The cells of an earlier report at `json`, refused unless it was written for the same
+/// grid (`header`): resuming must not mix models, adapters or samples.
+fn resumable_cells(json: &Path, header: &serde_json::Value) -> Result<Vec<PasskeyCell>> {
+    let report = super::read_json(json)?;
+    let fields = header.as_object().context("report header")?;
+    if let Some((key, value)) = fields.iter().find(|(k, v)| report[k.as_str()] != **v) {
+        bail!(
+            "{}: written with another `{key}` ({} in the report, {value} now); drop --resume or choose another --json",
+            json.display(),
+            report[key.as_str()]
+        );
+    }
+    serde_json::from_value(report["cells"].clone())
+        .with_context(|| format!("{}: unreadable `cells`", json.display()))
+}
+
+/// The run's one-line summary: exact keys, through memory only, key tokens, throughput
+/// (over every cell of the report, read in this run or an earlier one).
+fn print_passkey_summary(cells: &[PasskeyCell]) {
     let correct: usize = cells.iter().map(|c| c.correct).sum();
     let trials: usize = cells.iter().map(|c| c.trials).sum();
     let (memory_correct, memory_trials) = cells.iter().fold((0, 0), |(c, t), cell| {
         (c + cell.memory_correct, t + cell.memory_trials)
     });
     let token_accuracy = cells.iter().map(|c| c.token_accuracy).sum::<f64>() / cells.len() as f64;
+    let (total, seconds) = tokens_and_seconds(cells);
     eprintln!(
         "passkey: {correct}/{trials} correct ({:.1}%; through memory only {memory_correct}/{memory_trials}; key tokens {:.1}%), {total} tokens in {seconds:.1}s ({:.0} tokens/s)",
         100.0 * correct as f64 / trials as f64,
@@ -195,20 +255,22 @@ fn print_passkey_summary(cells: &[PasskeyCell], total: usize, seconds: f64) {
     );
 }
 
-/// The JSON report (model, adapter and their fingerprints, haystack, seed, cells; the run's
-/// tokens and seconds) and its heatmap beside it.
-fn write_passkey_report(
+/// Tokens read and seconds spent over `cells`.
+fn tokens_and_seconds(cells: &[PasskeyCell]) -> (usize, f64) {
+    let total = cells.iter().map(|c| c.length * c.trials).sum();
+    (total, cells.iter().map(|c| c.seconds).sum())
+}
+
+/// What identifies a grid's samples and reader: model, adapter and their fingerprints,
+/// memory config, haystack, digits, seed, trials.
+fn report_header(
     args: &PasskeyArgs,
     loaded: &comet::comet::LoadedComet<comet::backend::Backend>,
     model_path: &std::path::Path,
-    cells: &[PasskeyCell],
-    (total, seconds): (usize, f64),
-    json: &std::path::Path,
-) -> Result<()> {
-    let model_name = file_label(model_path);
+) -> Result<serde_json::Value> {
     let adapter_name = args.model.comet.adapter.as_deref().map(file_label);
-    let report = serde_json::json!({
-        "model": model_name,
+    Ok(serde_json::json!({
+        "model": file_label(model_path),
         "base_fingerprint": comet::comet::base_fingerprint(&loaded.model.llm)?,
         "adapter": adapter_name,
         "fingerprint": loaded.model.fingerprint()?,
@@ -218,12 +280,21 @@ fn write_passkey_report(
         "haystack": args.haystack.as_deref().map_or("repeated filler".into(), file_label),
         "seed": args.seed,
         "trials": args.trials,
-        "seconds": seconds,
-        "tokens_per_second": total as f64 / seconds,
-        "cells": cells,
-    });
-    write_json(json, &report)?;
-    plot_passkey_report(json, &report)
+    }))
+}
+
+/// The JSON report: the grid's `header`, its cells, and the seconds they took.
+fn write_passkey_report(
+    header: &serde_json::Value,
+    cells: &[PasskeyCell],
+    json: &std::path::Path,
+) -> Result<()> {
+    let (total, seconds) = tokens_and_seconds(cells);
+    let mut report = header.clone();
+    report["seconds"] = seconds.into();
+    report["tokens_per_second"] = (total as f64 / seconds).into();
+    report["cells"] = serde_json::to_value(cells)?;
+    write_json(json, &report)
 }
 
 /// Draws the heatmap of a passkey report (what `write_passkey_report` wrote) beside it.

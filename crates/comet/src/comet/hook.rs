@@ -20,6 +20,11 @@ pub struct ChunkIndices<B: Backend> {
     /// Text positions `[n]` and 1 for the real ones `[batch, 1, n]`, for pooled global
     /// candidates ([`GlobalSource::TextPool`], [`GlobalSource::TextSpan`]).
     text: Option<(Tensor<B, 1, Int>, Tensor<B, 3>)>,
+    /// For spans that may start in the previous chunk ([`CometConfig::cross_chunk_span`]):
+    /// the rows of `[tail ; text]` that become the next tail, each sample's last real
+    /// tokens `[batch, tail, hidden]`, and which rows of `[tail ; text]` are real
+    /// `[batch, 1, tail + n]`.
+    tail: Option<(Tensor<B, 3, Int>, Tensor<B, 3>)>,
     /// 1 for samples with text in this chunk `[batch, 1, 1]`.
     active: Tensor<B, 3>,
     /// Whether every sample is active (the common case; skips a blend).
@@ -27,11 +32,12 @@ pub struct ChunkIndices<B: Backend> {
 }
 
 impl<B: Backend> ChunkIndices<B> {
-    /// Indices for `layout`, given the queue lengths the chunk starts from.
+    /// Indices for `layout`, given the queue lengths and text tokens read (per sample) the
+    /// chunk starts from.
     pub fn new(
         layout: &ChunkLayout,
         config: &CometConfig,
-        queue_lengths: &[usize],
+        (queue_lengths, tokens_read): (&[usize], &[usize]),
         hidden: usize,
         device: &B::Device,
     ) -> Self {
@@ -50,6 +56,9 @@ impl<B: Backend> ChunkIndices<B> {
         let from_text = config.global_source != GlobalSource::Readout;
         let text =
             (from_text && layout.readout_start.is_some()).then(|| text_indices(layout, device));
+        let tail = config.span_tail();
+        let tail = (text.is_some() && tail > 0)
+            .then(|| tail_indices(layout, tail, tokens_read, hidden, device));
         let active: Vec<f32> = layout
             .active
             .iter()
@@ -59,6 +68,7 @@ impl<B: Backend> ChunkIndices<B> {
             entries,
             queue_keep,
             text,
+            tail,
             active: Tensor::from_data(TensorData::new(active, [batch, 1, 1]), device),
             all_active: layout.active.iter().all(|&a| a),
         }
@@ -70,20 +80,53 @@ fn text_indices<B: Backend>(
     layout: &ChunkLayout,
     device: &B::Device,
 ) -> (Tensor<B, 1, Int>, Tensor<B, 3>) {
-    let positions = &layout.text_positions;
-    let n = positions.len();
-    let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
-    let real: Vec<f32> = (0..layout.batch)
-        .flat_map(|b| {
-            positions
-                .iter()
-                .map(move |&p| layout.real[b * layout.len + p])
-        })
-        .map(|real| if real { 1.0 } else { 0.0 })
+    let n = layout.text_positions.len();
+    let idx: Vec<i64> = layout.text_positions.iter().map(|&p| p as i64).collect();
+    let real = (0..layout.batch)
+        .flat_map(|b| text_real(layout, b))
         .collect();
     (
         Tensor::from_data(TensorData::new(idx, [n]), device),
         Tensor::from_data(TensorData::new(real, [layout.batch, 1, n]), device),
+    )
+}
+
+/// 1 for sample `b`'s real text positions of `layout`, 0 for padding.
+fn text_real(layout: &ChunkLayout, b: usize) -> impl Iterator<Item = f32> + '_ {
+    layout
+        .text_positions
+        .iter()
+        .map(move |&p| f32::from(u8::from(layout.real[b * layout.len + p])))
+}
+
+/// [`ChunkIndices::tail`]: the `tail` tokens before the chunk (zeros in front while fewer
+/// were read) followed by its text; sample b's next tail is rows `count_b..count_b + tail`
+/// of `[tail ; text]` (its real text comes first), the old tail itself when inactive.
+fn tail_indices<B: Backend>(
+    layout: &ChunkLayout,
+    tail: usize,
+    tokens_read: &[usize],
+    hidden: usize,
+    device: &B::Device,
+) -> (Tensor<B, 3, Int>, Tensor<B, 3>) {
+    let batch = layout.batch;
+    let next: Vec<i64> = (0..batch)
+        .flat_map(|b| (0..tail).map(move |j| (layout.text_counts[b] + j) as i64))
+        .collect();
+    let real: Vec<f32> = (0..batch)
+        .flat_map(|b| {
+            let padding = tail - tail.min(tokens_read[b]);
+            (0..tail)
+                .map(move |i| f32::from(u8::from(i >= padding)))
+                .chain(text_real(layout, b))
+        })
+        .collect();
+    let n = tail + layout.text_positions.len();
+    (
+        Tensor::<B, 2, Int>::from_data(TensorData::new(next, [batch, tail]), device)
+            .unsqueeze_dim::<3>(2)
+            .expand([batch, tail, hidden]),
+        Tensor::from_data(TensorData::new(real, [batch, 1, n]), device),
     )
 }
 
@@ -150,6 +193,7 @@ impl<B: Backend> ChunkMemory<'_, B> {
             global: self.write_global(layer, input, hidden, old.global.clone()),
             queue: self.write_queue(layer, input, hidden, old.queue.as_ref()),
             salience: old.salience.clone(),
+            tail: old.tail.clone(),
         }
     }
 
@@ -197,23 +241,34 @@ impl<B: Backend> ChunkMemory<'_, B> {
         Some(self.keep_inactive(updated, old.as_ref()))
     }
 
-    /// Layer `layer`'s part of a shared span: its text-token inputs `[batch, n, hidden]`
-    /// and its start scores `[batch, 1, n]`; `None` for other sources or without readouts.
+    /// Layer `layer`'s part of a shared span (`None` for other sources or without
+    /// readouts): the text a span may quote, the layer's start scores over it, and the
+    /// tail the next chunk's span may start in.
     pub fn span_part(
         &self,
         layer: usize,
         input: &Tensor<B, 3>,
         hidden: &Tensor<B, 3>,
-    ) -> Option<(Tensor<B, 3>, Tensor<B, 3>)> {
+        old: &LayerState<B>,
+    ) -> Option<SpanPart<B>> {
         if self.config.global_source != GlobalSource::SharedSpan {
             return None;
         }
         let readouts = self.readouts(hidden)?;
-        let (text, _) = self.text(input)?;
+        let (mut text, _) = self.text(input)?;
+        let mut tail = None;
+        if let Some((next, _)) = &self.indices.tail {
+            let [batch, rows, d] = next.dims();
+            let before = old.tail.clone().unwrap_or_else(|| {
+                Tensor::<B, 3>::zeros([batch, rows, d], &text.device()).cast(text.dtype())
+            });
+            text = Tensor::cat(vec![before, text], 1); // [batch, tail + n, hidden]
+            tail = Some(text.clone().gather(1, next.clone()));
+        }
         let scores = self.memory[layer]
             .global
             .start_scores(readouts, text.clone());
-        Some((text, scores))
+        Some(SpanPart { text, scores, tail })
     }
 
     /// Every layer's global state and salience in `next` after the chunk, from the layers'
@@ -222,24 +277,25 @@ impl<B: Backend> ChunkMemory<'_, B> {
     /// and a kept span replaced as far as the new one scores higher.
     pub fn write_shared_span(
         &self,
-        parts: Vec<(Tensor<B, 3>, Tensor<B, 3>)>,
+        parts: Vec<SpanPart<B>>,
         old: &[LayerState<B>],
         next: &mut [LayerState<B>],
     ) {
-        let Some((_, real)) = self.indices.text.as_ref() else {
-            return;
+        let real = match (&self.indices.tail, &self.indices.text) {
+            (Some((_, real)), _) | (None, Some((_, real))) => real.clone(),
+            (None, None) => return,
         };
-        let Some(scores) = parts.iter().map(|(_, s)| s.clone()).reduce(|a, b| a + b) else {
+        let Some(scores) = parts.iter().map(|p| p.scores.clone()).reduce(|a, b| a + b) else {
             return;
         };
         // [batch, 1, n], and its expected score [batch, 1, 1]
         let start = softmax(scores.clone() + padding_penalty(real.clone()), 2);
         let salience = (start.clone() * scores).sum_dim(2);
         let weights = span_weights(start.clone(), self.config.memory_slots);
-        for (l, (text, _)) in parts.into_iter().enumerate() {
+        for (l, part) in parts.into_iter().enumerate() {
             let global = &self.memory[l].global;
             trace_span_start(&start);
-            let candidates = quote(weights.clone(), text, real.clone());
+            let candidates = quote(weights.clone(), part.text, real.clone());
             let kept = match (&old[l].global, &old[l].salience) {
                 (Some(state), Some(score)) if self.config.use_gate => {
                     Some((state.clone(), score.clone()))
@@ -249,6 +305,7 @@ impl<B: Backend> ChunkMemory<'_, B> {
             let (state, kept) = global.keep_salient(candidates, salience.clone(), kept);
             next[l].global = Some(self.keep_inactive(state, old[l].global.as_ref()));
             next[l].salience = Some(self.keep_inactive(kept, old[l].salience.as_ref()));
+            next[l].tail = part.tail;
         }
     }
 
@@ -287,6 +344,17 @@ impl<B: Backend> ChunkMemory<'_, B> {
     }
 }
 
+/// One layer's part of a shared span ([`ChunkMemory::span_part`]).
+pub struct SpanPart<B: Backend> {
+    /// Text a span may quote: the chunk's text-token layer inputs, after the previous
+    /// chunk's tail with [`CometConfig::cross_chunk_span`] `[batch, n, hidden]`.
+    text: Tensor<B, 3>,
+    /// The layer's start scores over `text` `[batch, 1, n]`.
+    scores: Tensor<B, 3>,
+    /// The tail the next chunk's span may start in `[batch, tail, hidden]`.
+    tail: Option<Tensor<B, 3>>,
+}
+
 /// Replaces slot inputs with memory before each layer and computes the next memory after it.
 pub struct ChunkHook<'a, B: Backend> {
     /// The chunk's memory step.
@@ -298,7 +366,7 @@ pub struct ChunkHook<'a, B: Backend> {
     /// The current layer's input, kept for [`ChunkMemory::write`].
     input: Option<Tensor<B, 3>>,
     /// The layers' [`ChunkMemory::span_part`]s so far (a shared span only).
-    span_parts: Vec<(Tensor<B, 3>, Tensor<B, 3>)>,
+    span_parts: Vec<SpanPart<B>>,
 }
 
 impl<'a, B: Backend> ChunkHook<'a, B> {
@@ -325,8 +393,10 @@ impl<B: Backend> LayerHook<B> for ChunkHook<'_, B> {
         let input = self.input.take().expect("before_layer runs first");
         self.next
             .push(self.step.write(layer, &input, hidden, &self.state[layer]));
-        self.span_parts
-            .extend(self.step.span_part(layer, &input, hidden));
+        self.span_parts.extend(
+            self.step
+                .span_part(layer, &input, hidden, &self.state[layer]),
+        );
         if layer + 1 == self.state.len() && !self.span_parts.is_empty() {
             let parts = std::mem::take(&mut self.span_parts);
             self.step

@@ -163,7 +163,7 @@ impl<B: Backend> CometModel<B> {
         state: &MemoryState<B>,
         cache: Option<&mut KvCache<B>>,
     ) -> ChunkOutput<B> {
-        let inputs = self.chunk_inputs(layout, &state.queue_lengths);
+        let inputs = self.chunk_inputs(layout, (&state.queue_lengths, &state.tokens_read));
         let mut hook = ChunkHook::new(self.chunk_memory(layout, &inputs.indices), &state.layers);
         let input = ForwardInput {
             positions: inputs.positions,
@@ -178,8 +178,13 @@ impl<B: Backend> CometModel<B> {
         }
     }
 
-    /// What reading `layout` needs on the device, given the queue lengths it starts from.
-    pub fn chunk_inputs(&self, layout: &ChunkLayout, queue_lengths: &[usize]) -> ChunkInputs<B> {
+    /// What reading `layout` needs on the device, given the queue lengths and text tokens
+    /// read (per sample) it starts from.
+    pub fn chunk_inputs(
+        &self,
+        layout: &ChunkLayout,
+        before: (&[usize], &[usize]),
+    ) -> ChunkInputs<B> {
         let device = self.llm.embed_tokens.weight.device();
         let (b, n) = (layout.batch, layout.len);
         let positions = Tensor::from_data(
@@ -199,7 +204,7 @@ impl<B: Backend> CometModel<B> {
             hidden: self.embed(&layout.input_ids, b, n),
             positions,
             mask,
-            indices: ChunkIndices::new(layout, &self.comet, queue_lengths, d, &device),
+            indices: ChunkIndices::new(layout, &self.comet, before, d, &device),
         }
     }
 

@@ -89,10 +89,12 @@ impl<B: AutodiffBackend> ContextParallel<B> {
                 .queue_lengths_after(queue_lengths.last().unwrap(), builder.config.temp_budget);
             queue_lengths.push(next);
         }
+        // Tokens read only place a shared span's tail, refused above.
+        let unread = vec![0; batch.len()];
         let mut inputs: Vec<ChunkInputs<B>> = layouts
             .iter()
             .enumerate()
-            .map(|(t, l)| self.views[owner(t)].chunk_inputs(l, &queue_lengths[t]))
+            .map(|(t, l)| self.views[owner(t)].chunk_inputs(l, (&queue_lengths[t], &unread)))
             .collect();
         // RoPE tables once per chunk, not at every layer.
         let ropes: Vec<RopeTables<B>> = inputs

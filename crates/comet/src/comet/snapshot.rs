@@ -5,7 +5,8 @@
 //! the model `fingerprint` (config + memory weights), `tokens_read` and `pending` (the
 //! ids of a last partial chunk, as JSON); tensors `layers.{l}.global` `[m, hidden]` and
 //! `layers.{l}.queue` `[entries, hidden]`, and for a shared-span global memory
-//! `layers.{l}.salience` `[1, 1]`.
+//! `layers.{l}.salience` `[1, 1]` (and `layers.{l}.tail` `[m - 1, hidden]` when a span may
+//! start in the previous chunk).
 //!
 //! Only whole chunks go into memory: the text after the last whole chunk stays pending and
 //! is read again in front of whatever comes next (more text, or a question), so reading a
@@ -114,6 +115,9 @@ pub fn save_snapshot<B: Backend>(
         if let Some(s) = &layer.salience {
             tensors.push(f32_tensor(format!("layers.{l}.salience"), s.clone()));
         }
+        if let Some(t) = &layer.tail {
+            tensors.push(f32_tensor(format!("layers.{l}.tail"), t.clone()));
+        }
     }
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -143,34 +147,11 @@ pub fn load_snapshot<B: Backend>(model: &CometModel<B>, path: &Path) -> Result<S
         .get("tokens_read")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let (slots, budget) = (model.comet.memory_slots, model.comet.temp_budget);
-    let hidden = model.llm.config().hidden_size;
-    let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
-    let salient = model.comet.global_source == GlobalSource::SharedSpan;
     for (l, layer) in state.layers.iter_mut().enumerate() {
-        let global = memory_rows(model, &st, &format!("layers.{l}.global"), hidden, path)?;
-        let queue = memory_rows(model, &st, &format!("layers.{l}.queue"), hidden, path)?;
-        let salience = memory_rows(model, &st, &format!("layers.{l}.salience"), 1, path)?;
-        if salient && global.is_some() && rows(&salience) != 1 {
-            return Err(Error::corrupt(
-                path,
-                format!("layer {l}: a shared-span global memory without its `salience` [1, 1]"),
-            ));
+        *layer = layer_state(model, &st, l, path)?;
+        if let Some(queue) = &layer.queue {
+            state.queue_lengths[0] = queue.dims()[1];
         }
-        if global.is_some() && rows(&global) != slots || rows(&queue) > budget {
-            return Err(Error::corrupt(
-                path,
-                format!("layer {l}: memory of other sizes than {slots} slots and a queue of at most {budget}"),
-            ));
-        }
-        if queue.is_some() {
-            state.queue_lengths[0] = rows(&queue);
-        }
-        *layer = LayerState {
-            global: global.map(|(t, _)| t),
-            queue: queue.map(|(t, _)| t),
-            salience: salience.map(|(t, _)| t),
-        };
     }
     Ok(Snapshot { state, pending })
 }
@@ -234,6 +215,50 @@ fn pending_ids<B: Backend>(
 }
 
 /// Memory tensor `name` as `[1, rows, width]` and its row count, if the file holds it.
+/// Layer `l`'s memory in a snapshot, checked against the model's sizes.
+fn layer_state<B: Backend>(
+    model: &CometModel<B>,
+    st: &SafeTensors,
+    l: usize,
+    path: &Path,
+) -> Result<LayerState<B>> {
+    let (slots, budget) = (model.comet.memory_slots, model.comet.temp_budget);
+    let hidden = model.llm.config().hidden_size;
+    let rows = |t: &Option<(Tensor<B, 3>, usize)>| t.as_ref().map_or(0, |(_, n)| *n);
+    let read =
+        |part: &str, width| memory_rows(model, st, &format!("layers.{l}.{part}"), width, path);
+    let (global, queue) = (read("global", hidden)?, read("queue", hidden)?);
+    let (salience, tail) = (read("salience", 1)?, read("tail", hidden)?);
+    let salient = model.comet.global_source == GlobalSource::SharedSpan;
+    if salient && global.is_some() && rows(&salience) != 1 {
+        return Err(Error::corrupt(
+            path,
+            format!("layer {l}: a shared-span global memory without its `salience` [1, 1]"),
+        ));
+    }
+    let span_tail = model.comet.span_tail();
+    if span_tail > 0 && global.is_some() && rows(&tail) != span_tail {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "layer {l}: a cross-chunk span memory without its `tail` [{span_tail}, {hidden}]"
+            ),
+        ));
+    }
+    if global.is_some() && rows(&global) != slots || rows(&queue) > budget {
+        return Err(Error::corrupt(
+            path,
+            format!("layer {l}: memory of other sizes than {slots} slots and a queue of at most {budget}"),
+        ));
+    }
+    Ok(LayerState {
+        global: global.map(|(t, _)| t),
+        queue: queue.map(|(t, _)| t),
+        salience: salience.map(|(t, _)| t),
+        tail: tail.map(|(t, _)| t),
+    })
+}
+
 fn memory_rows<B: Backend>(
     model: &CometModel<B>,
     st: &SafeTensors,

@@ -25,6 +25,10 @@ pub struct Passkey<'a> {
     /// With several needles, ask for every key in turn (the one at the sample's depth
     /// last), each answer scored: more key digits read through memory per token.
     pub ask_all: bool,
+    /// Chunk size: place the (single) needle across a chunk boundary, at a token
+    /// position rather than a sentence start, so no chunk holds it whole (the case
+    /// a per-chunk memory write finds hardest).
+    pub straddle: Option<usize>,
 }
 
 /// One passkey sample.
@@ -82,6 +86,7 @@ impl<'a> Passkey<'a> {
             digits: 5,
             needles: 1,
             ask_all: false,
+            straddle: None,
         }
     }
 
@@ -108,11 +113,16 @@ impl<'a> Passkey<'a> {
             ))
         })?;
         let sentences = self.filler.sentences(self.tokenizer, haystack, &mut rng)?.0;
-        let at: Vec<usize> = parts
+        let mut at: Vec<usize> = parts
             .depths
             .iter()
             .map(|d| insertion_point(&sentences, haystack, *d))
             .collect();
+        if let (Some(chunk), [needle]) = (self.straddle, &parts.needles[..]) {
+            let start = parts.task.len();
+            at[0] = straddle_point(start + at[0], needle.len(), chunk, &mut rng)
+                .map_or(at[0], |p| p.saturating_sub(start).min(haystack));
+        }
         let mut filler: Vec<u32> = sentences.concat();
         filler.truncate(haystack);
         // Needles in haystack order; ties keep needle order.
@@ -216,6 +226,13 @@ struct Parts {
     key: String,
     /// Depth of each needle (the asked-for one first).
     depths: Vec<f64>,
+}
+
+/// A needle start near `position` that puts the boundary after `position`'s chunk inside
+/// a `len`-token needle (None when a needle of one token cannot straddle).
+fn straddle_point(position: usize, len: usize, chunk: usize, rng: &mut impl Rng) -> Option<usize> {
+    let boundary = (position / chunk.max(1) + 1) * chunk.max(1);
+    (len > 1).then(|| boundary - rng.random_range(1..len).min(boundary))
 }
 
 /// The sentence start closest to `depth` of a `haystack`-token filler (its end counts).

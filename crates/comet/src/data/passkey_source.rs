@@ -35,6 +35,10 @@ pub struct PasskeyData {
     /// scored), not only one: several keys read through memory per sample.
     #[serde(default)]
     pub ask_all: bool,
+    /// Chunk size: each needle crosses a chunk boundary (one needle only), the case where
+    /// no chunk sees the whole needle.
+    #[serde(default)]
+    pub straddle: Option<usize>,
     /// Depths of the asked-for needle are uniform in `min_depth..=max_depth` (a
     /// curriculum can keep the needle in the first chunk, read only through memory).
     #[serde(default)]
@@ -80,6 +84,11 @@ impl PasskeyData {
                 "passkey data: need 0 <= min_depth <= max_depth <= 1 and 1..=40 needles, got {lo}, {hi}, {needles}"
             )));
         }
+        if self.straddle.is_some_and(|chunk| chunk < 2 || needles > 1) {
+            return Err(Error::Input(
+                "passkey data: `straddle` needs a chunk of at least 2 tokens and one needle".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -110,6 +119,7 @@ impl DataSource for (PasskeyData, Filler) {
         gen.digits = config.digits;
         gen.needles = config.needles;
         gen.ask_all = config.ask_all;
+        gen.straddle = config.straddle;
         let mut whole = Sequence::default();
         for _ in 0..config.segments {
             let length = rng.random_range(config.min_length..=config.max_length);

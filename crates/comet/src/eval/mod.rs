@@ -8,8 +8,8 @@ mod qa;
 
 pub use metrics::{exact_match, normalize_answer, rouge_l, rouge_n, token_f1, QaScores};
 pub use passkey::{
-    evaluate_passkey, full_attention_matches, greedy_matches, PasskeyCell, PasskeyGrid, Reader,
-    TargetMatch,
+    evaluate_passkey, full_attention_matches, greedy_matches, PasskeyCell, PasskeyGrid,
+    PasskeyMiss, Reader, TargetMatch,
 };
 pub use ppl::{chunk_perplexity, ChunkPerplexity};
 pub use qa::{evaluate_qa, QaOptions, QaPrediction};

@@ -55,6 +55,27 @@ pub struct PasskeyCell {
     /// right: shows where keys break (finding the key, or copying its later digits).
     #[serde(default)]
     pub position_accuracy: Vec<f64>,
+    /// Seconds the cell took to read.
+    #[serde(default)]
+    pub seconds: f64,
+    /// The trials whose key came out wrong, to see where failures come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub misses: Vec<PasskeyMiss>,
+}
+
+/// One trial whose key came out wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyMiss {
+    /// Trial index in its cell (with the grid's seed, regenerates the sample).
+    pub trial: u64,
+    /// Token position of the needle's first token.
+    pub needle_position: usize,
+    /// Token position just past the needle.
+    pub needle_end: usize,
+    /// Whether the needle ends in the question's own chunk.
+    pub in_question_chunk: bool,
+    /// Key tokens right, in order ('1' right, '0' wrong; the leading space first).
+    pub tokens_right: String,
 }
 
 /// What reads the samples: CoMeT (chunk by chunk, through memory) or the plain base
@@ -210,7 +231,10 @@ pub fn evaluate_passkey<B: Backend>(
                 memory_trials: 0,
                 memory_correct: 0,
                 position_accuracy: Vec::new(),
+                misses: Vec::new(),
+                seconds: 0.0,
             };
+            let start = std::time::Instant::now();
             let mut position_hits = Vec::<usize>::new();
             let mut keys = TargetMatch::default();
             let trials: Vec<u64> = (0..grid.trials as u64).collect();
@@ -223,7 +247,8 @@ pub fn evaluate_passkey<B: Backend>(
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let batch: Vec<Sequence> = samples.iter().map(|s| s.sequence()).collect();
-                for (sample, m) in samples.iter().zip(reader.matches(&batch)?) {
+                let matches = reader.matches(&batch)?;
+                for ((sample, m), &trial) in samples.iter().zip(matches).zip(group) {
                     // The question ends at the token before the answer; a needle ending in
                     // that token's chunk is visible to it without memory.
                     let in_context =
@@ -234,6 +259,17 @@ pub fn evaluate_passkey<B: Backend>(
                         cell.memory_trials += 1;
                         cell.memory_correct += usize::from(m.exact());
                     }
+                    if !m.exact() {
+                        cell.misses.push(PasskeyMiss {
+                            trial,
+                            needle_position: sample.needle_position,
+                            needle_end: sample.needle_end,
+                            in_question_chunk: in_context,
+                            tokens_right: (0..m.total.min(64))
+                                .map(|i| if m.hits >> i & 1 == 1 { '1' } else { '0' })
+                                .collect(),
+                        });
+                    }
                     keys.correct += m.correct;
                     keys.total += m.total;
                     position_hits.resize(position_hits.len().max(m.total.min(64)), 0);
@@ -243,6 +279,7 @@ pub fn evaluate_passkey<B: Backend>(
                 }
                 on_batch(group.len(), group.len() * length);
             }
+            cell.seconds = start.elapsed().as_secs_f64();
             cell.accuracy = cell.correct as f64 / grid.trials.max(1) as f64;
             cell.token_accuracy = keys.correct as f64 / keys.total.max(1) as f64;
             cell.position_accuracy = position_hits

@@ -33,6 +33,15 @@ pub struct CometConfig {
     /// What the global memory's candidates are made of.
     #[serde(default)]
     pub global_source: GlobalSource,
+    /// A shared span may start in the previous chunk's last `memory_slots - 1` text tokens
+    /// (their layer inputs are carried in the state), so a passage that a chunk boundary
+    /// cuts is still quoted whole. `shared_span` only.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cross_chunk_span: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// What a layer's global-memory candidates are made of.
@@ -119,6 +128,7 @@ impl Default for CometConfig {
             use_temp: true,
             temp_source: TempSource::default(),
             global_source: GlobalSource::default(),
+            cross_chunk_span: false,
         }
     }
 }
@@ -140,7 +150,21 @@ impl CometConfig {
                 )));
             }
         }
+        if self.cross_chunk_span && self.global_source != GlobalSource::SharedSpan {
+            return Err(Error::Input(
+                "comet config: `cross_chunk_span` needs `global_source: shared_span`".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Text tokens a chunk carries to the next for [`Self::cross_chunk_span`] (0 without).
+    pub fn span_tail(&self) -> usize {
+        if self.cross_chunk_span && self.use_global {
+            self.memory_slots - 1
+        } else {
+            0
+        }
     }
 
     /// Global slots (and readouts) per chunk, 0 when the global memory is off.

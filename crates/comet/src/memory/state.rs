@@ -13,6 +13,10 @@ pub struct LayerState<B: Backend> {
     /// Score `[batch, 1, 1]` the kept global span was chosen with
     /// ([`super::GlobalSource::SharedSpan`]'s salience gate); `None` for other sources.
     pub salience: Option<Tensor<B, 3>>,
+    /// Layer inputs `[batch, memory_slots - 1, hidden]` of the last text tokens read, the
+    /// newest last (zeros before the first), where a span may start
+    /// ([`super::CometConfig::cross_chunk_span`]); `None` otherwise.
+    pub tail: Option<Tensor<B, 3>>,
 }
 
 impl<B: Backend> LayerState<B> {
@@ -22,15 +26,17 @@ impl<B: Backend> LayerState<B> {
             global: None,
             queue: None,
             salience: None,
+            tail: None,
         }
     }
 
     /// Every tensor of the state through `f` (moved to a device, made a leaf, ...).
-    pub fn map(self, f: impl Fn(Tensor<B, 3>) -> Tensor<B, 3>) -> Self {
-        Self {
+    pub fn map<C: Backend>(self, f: impl Fn(Tensor<B, 3>) -> Tensor<C, 3>) -> LayerState<C> {
+        LayerState {
             global: self.global.map(&f),
             queue: self.queue.map(&f),
             salience: self.salience.map(&f),
+            tail: self.tail.map(&f),
         }
     }
 }

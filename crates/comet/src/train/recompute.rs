@@ -19,12 +19,13 @@ use crate::{Error, Result};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
-/// Per layer, the gradient of the loss with respect to its global state, queue and salience.
-type StateGrads<B> = Vec<[Option<Tensor<Inner<B>, 3>>; 3]>;
+/// Per layer, the gradient of the loss with respect to its global state, queue, salience
+/// and span tail.
+type StateGrads<B> = Vec<[Option<Tensor<Inner<B>, 3>>; 4]>;
 
 /// A layer's state tensors in [`StateGrads`]' order.
-fn parts<B: Backend>(layer: LayerState<B>) -> [Option<Tensor<B, 3>>; 3] {
-    [layer.global, layer.queue, layer.salience]
+fn parts<B: Backend>(layer: LayerState<B>) -> [Option<Tensor<B, 3>>; 4] {
+    [layer.global, layer.queue, layer.salience, layer.tail]
 }
 
 /// Loss over every chunk of `batch` (mean over target tokens) and the gradients of
@@ -127,11 +128,7 @@ fn to_leaves<B: AutodiffBackend>(state: MemoryState<Inner<B>>) -> MemoryState<B>
         layers: state
             .layers
             .into_iter()
-            .map(|l| LayerState {
-                global: l.global.map(|t| Tensor::from_inner(t).require_grad()),
-                queue: l.queue.map(|t| Tensor::from_inner(t).require_grad()),
-                salience: l.salience.map(|t| Tensor::from_inner(t).require_grad()),
-            })
+            .map(|l| l.map(|t| Tensor::from_inner(t).require_grad()))
             .collect(),
         queue_lengths: state.queue_lengths,
         tokens_read: state.tokens_read,
