@@ -6,7 +6,9 @@
 #
 # Usage: scripts/smollm2_gate_trace.sh ADAPTER_DIR NAME [FLAGS]   (an adapter with a span
 #   global memory; FLAGS, e.g. --global-source shared_span, change its stored config). With
-#   shared_span each layer's entry also holds the new span's salience and the kept one's.
+#   shared_span each layer's entry also holds the new span's salience and the kept one's;
+#   with cross_chunk_span a start counts from the first of the previous chunk's last 15
+#   tokens (start 15 is the chunk's first token).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: $0 ADAPTER_DIR NAME [FLAGS]" >&2; exit 2; }

@@ -60,10 +60,11 @@
 # finished stage's adapter, which the next stage starts from; stageN-checkpoint/: the stage
 # in progress); they are copied into $COMET_CACHE/runs/ when missing there, and the script
 # starts at the latest stage with a checkpoint, so a fresh machine goes on where the last
-# one stopped. The committed adapter is stage 15's: `bash scripts/train_smollm2_comet.sh 15 15`
-# trains it again from the committed stage 13 adapter (`12 13` first to redo those too, from
-# fresh modules) and copies it to assets/adapters/smollm2-comet/ (INSTALL=1 by default only
-# for runs ending at stage 15; INSTALL=1 installs any other run's last adapter).
+# one stopped. The committed adapter is stage 18's: `bash scripts/train_smollm2_comet.sh 18 18`
+# trains it again from the committed stage 15 adapter (`15 15` first to redo that from the
+# committed stage 13 adapter, `12 13` before it from fresh modules) and copies it to
+# assets/adapters/smollm2-comet/ (INSTALL=1 by default only for runs ending at stage 18;
+# INSTALL=1 installs any other run's last adapter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECIPE=assets/recipes/smollm2-comet
@@ -72,10 +73,10 @@ CACHE="${COMET_CACHE:-$HOME/.cache/comet}"
 export COMET_CACHE="$CACHE"
 # Committed progress into the cache (never over a newer local run). The run goes on at the
 # stage with a checkpoint, else after the last curriculum stage (1-8) with a finished
-# adapter; the later experiments' adapters (stages 13 and 15: the span memories) are copied too
+# adapter; the later experiments' adapters (stages 13, 15 and 18: the span memories) are copied too
 # without moving where the default run starts.
 latest=1
-for stage in $(seq 1 16); do
+for stage in $(seq 1 18); do
   run="$CACHE/runs/smollm2-comet-stage$stage"
   if [ -d "$COMMITTED/stage$stage-adapter" ] && [ ! -d "$run/adapter" ]; then
     mkdir -p "$run" && cp -r "$COMMITTED/stage$stage-adapter" "$run/adapter"
@@ -173,7 +174,7 @@ for stage in $(seq "$FIRST" "$LAST"); do
   start="$run/adapter"
 done
 final="${start:-$CACHE/runs/smollm2-comet-stage$LAST/adapter}"
-if [ "${INSTALL:-$([ "$LAST" = 15 ] && echo 1 || echo 0)}" != 1 ]; then
+if [ "${INSTALL:-$([ "$LAST" = 18 ] && echo 1 || echo 0)}" != 1 ]; then
   echo "adapter: $final (not installed; INSTALL=1 copies it to assets/adapters/)" >&2
   exit 0
 fi
