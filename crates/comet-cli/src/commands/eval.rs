@@ -206,10 +206,7 @@ fn passkey(args: PasskeyArgs) -> Result<()> {
     print_passkey_table(&args, &cells);
     print_passkey_summary(&cells);
     match &args.json {
-        Some(json) => {
-            write_passkey_report(&header, &cells, json)?;
-            plot_passkey_report(json, &super::read_json(json)?)
-        }
+        Some(json) => plot_passkey_report(json, &write_passkey_report(&header, &cells, json)?),
         None => Ok(()),
     }
 }
@@ -283,18 +280,20 @@ fn report_header(
     }))
 }
 
-/// The JSON report: the grid's `header`, its cells, and the seconds they took.
+/// Writes the JSON report (the grid's `header`, its cells, and the seconds they took) and
+/// returns it.
 fn write_passkey_report(
     header: &serde_json::Value,
     cells: &[PasskeyCell],
     json: &std::path::Path,
-) -> Result<()> {
+) -> Result<serde_json::Value> {
     let (total, seconds) = tokens_and_seconds(cells);
     let mut report = header.clone();
     report["seconds"] = seconds.into();
     report["tokens_per_second"] = (total as f64 / seconds).into();
     report["cells"] = serde_json::to_value(cells)?;
-    write_json(json, &report)
+    write_json(json, &report)?;
+    Ok(report)
 }
 
 /// Draws the heatmap of a passkey report (what `write_passkey_report` wrote) beside it.
