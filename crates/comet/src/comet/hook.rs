@@ -2,133 +2,14 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use burn::tensor::Int;
 
+use super::indices::{gather_rows, ChunkIndices};
 use crate::layout::ChunkLayout;
 use crate::memory::{
     padding_penalty, quote, span_weights, trace_span_start, CometConfig, Gate, GlobalSource,
     LayerMemory, LayerState, TempSource,
 };
 use crate::model::LayerHook;
-
-/// Device-side indices a chunk's memory update needs, built once per chunk.
-pub struct ChunkIndices<B: Backend> {
-    /// Positions whose hidden state becomes a temporary-memory entry `[k]`.
-    entries: Option<Tensor<B, 1, Int>>,
-    /// Which of `[old queue ; new entries]` to keep `[batch, new_slots, hidden]`.
-    queue_keep: Option<Tensor<B, 3, Int>>,
-    /// Text positions `[n]` and 1 for the real ones `[batch, 1, n]`, for pooled global
-    /// candidates ([`GlobalSource::TextPool`], [`GlobalSource::TextSpan`]).
-    text: Option<(Tensor<B, 1, Int>, Tensor<B, 3>)>,
-    /// For spans that may start in the previous chunk ([`CometConfig::cross_chunk_span`]):
-    /// the rows of `[tail ; text]` that become the next tail, each sample's last real
-    /// tokens `[batch, tail, hidden]`, and which rows of `[tail ; text]` are real
-    /// `[batch, 1, tail + n]`.
-    tail: Option<(Tensor<B, 3, Int>, Tensor<B, 3>)>,
-    /// 1 for samples with text in this chunk `[batch, 1, 1]`.
-    active: Tensor<B, 3>,
-    /// Whether every sample is active (the common case; skips a blend).
-    all_active: bool,
-}
-
-impl<B: Backend> ChunkIndices<B> {
-    /// Indices for `layout`, given the queue lengths and text tokens read (per sample) the
-    /// chunk starts from.
-    pub fn new(
-        layout: &ChunkLayout,
-        config: &CometConfig,
-        (queue_lengths, tokens_read): (&[usize], &[usize]),
-        hidden: usize,
-        device: &B::Device,
-    ) -> Self {
-        let batch = layout.batch;
-        let k = layout.entry_positions.len();
-        let entries = (k > 0).then(|| {
-            let idx: Vec<i64> = layout.entry_positions.iter().map(|&p| p as i64).collect();
-            Tensor::from_data(TensorData::new(idx, [k]), device)
-        });
-        let queue_keep = (k > 0).then(|| {
-            let (idx, slots) = layout.queue_update(config.temp_budget, queue_lengths);
-            Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [batch, slots]), device)
-                .unsqueeze_dim::<3>(2)
-                .expand([batch, slots, hidden])
-        });
-        let from_text = config.global_source != GlobalSource::Readout;
-        let text =
-            (from_text && layout.readout_start.is_some()).then(|| text_indices(layout, device));
-        let tail = config.span_tail();
-        let tail = (text.is_some() && tail > 0)
-            .then(|| tail_indices(layout, tail, tokens_read, hidden, device));
-        let active: Vec<f32> = layout
-            .active
-            .iter()
-            .map(|&a| if a { 1.0 } else { 0.0 })
-            .collect();
-        Self {
-            entries,
-            queue_keep,
-            text,
-            tail,
-            active: Tensor::from_data(TensorData::new(active, [batch, 1, 1]), device),
-            all_active: layout.active.iter().all(|&a| a),
-        }
-    }
-}
-
-/// The text positions of `layout` `[n]` and which are real `[batch, 1, n]`.
-fn text_indices<B: Backend>(
-    layout: &ChunkLayout,
-    device: &B::Device,
-) -> (Tensor<B, 1, Int>, Tensor<B, 3>) {
-    let n = layout.text_positions.len();
-    let idx: Vec<i64> = layout.text_positions.iter().map(|&p| p as i64).collect();
-    let real = (0..layout.batch)
-        .flat_map(|b| text_real(layout, b))
-        .collect();
-    (
-        Tensor::from_data(TensorData::new(idx, [n]), device),
-        Tensor::from_data(TensorData::new(real, [layout.batch, 1, n]), device),
-    )
-}
-
-/// 1 for sample `b`'s real text positions of `layout`, 0 for padding.
-fn text_real(layout: &ChunkLayout, b: usize) -> impl Iterator<Item = f32> + '_ {
-    layout
-        .text_positions
-        .iter()
-        .map(move |&p| f32::from(u8::from(layout.real[b * layout.len + p])))
-}
-
-/// [`ChunkIndices::tail`]: the `tail` tokens before the chunk (zeros in front while fewer
-/// were read) followed by its text; sample b's next tail is rows `count_b..count_b + tail`
-/// of `[tail ; text]` (its real text comes first), the old tail itself when inactive.
-fn tail_indices<B: Backend>(
-    layout: &ChunkLayout,
-    tail: usize,
-    tokens_read: &[usize],
-    hidden: usize,
-    device: &B::Device,
-) -> (Tensor<B, 3, Int>, Tensor<B, 3>) {
-    let batch = layout.batch;
-    let next: Vec<i64> = (0..batch)
-        .flat_map(|b| (0..tail).map(move |j| (layout.text_counts[b] + j) as i64))
-        .collect();
-    let real: Vec<f32> = (0..batch)
-        .flat_map(|b| {
-            let padding = tail - tail.min(tokens_read[b]);
-            (0..tail)
-                .map(move |i| f32::from(u8::from(i >= padding)))
-                .chain(text_real(layout, b))
-        })
-        .collect();
-    let n = tail + layout.text_positions.len();
-    (
-        Tensor::<B, 2, Int>::from_data(TensorData::new(next, [batch, tail]), device)
-            .unsqueeze_dim::<3>(2)
-            .expand([batch, tail, hidden]),
-        Tensor::from_data(TensorData::new(real, [batch, 1, n]), device),
-    )
-}
 
 /// One chunk's memory step at any layer: what the chunk's slots read before the layer, and
 /// the layer's memory after it. Chunk-major reading ([`ChunkHook`]) and layer-major reading
@@ -258,12 +139,13 @@ impl<B: Backend> ChunkMemory<'_, B> {
         let (mut text, _) = self.text(input)?;
         let mut tail = None;
         if let Some((next, _)) = &self.indices.tail {
-            let [batch, rows, d] = next.dims();
+            let [batch, rows] = next.dims();
+            let d = text.dims()[2];
             let before = old.tail.clone().unwrap_or_else(|| {
                 Tensor::<B, 3>::zeros([batch, rows, d], &text.device()).cast(text.dtype())
             });
             text = Tensor::cat(vec![before, text], 1); // [batch, tail + n, hidden]
-            tail = Some(text.clone().gather(1, next.clone()));
+            tail = Some(gather_rows(text.clone(), next.clone()));
         }
         let scores = self.memory[layer]
             .global
@@ -340,7 +222,7 @@ impl<B: Backend> ChunkMemory<'_, B> {
             ),
             None => entries,
         };
-        Some(pool.gather(1, keep.clone()))
+        Some(gather_rows(pool, keep.clone()))
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod adapter;
 mod forward;
 mod hook;
+mod indices;
 mod io;
 mod model;
 mod parallel;
@@ -11,7 +12,8 @@ mod snapshot;
 
 pub use adapter::{base_fingerprint, AdapterInfo, ADAPTER_FILE, ADAPTER_PARAMS, LORA_FILE};
 pub use forward::{check_batch, Prefill};
-pub use hook::{ChunkHook, ChunkIndices, ChunkMemory};
+pub use hook::{ChunkHook, ChunkMemory};
+pub use indices::ChunkIndices;
 pub use io::{
     load_comet, load_comet_adapter, stored_config, LoadedComet, CONFIG_FILE, MEMORY_FILE,
 };

@@ -4,7 +4,8 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::module::embedding;
 
-use super::hook::{ChunkHook, ChunkIndices, ChunkMemory};
+use super::hook::{ChunkHook, ChunkMemory};
+use super::indices::ChunkIndices;
 use crate::layout::{ChunkLayout, LayoutBuilder, MemoryShape, SpecialTokens};
 use crate::memory::{CometConfig, LayerMemory, LayerState, MemoryModuleConfig, MemoryState};
 use crate::model::{AttentionMask, ForwardInput, KvCache, Llm};
@@ -199,12 +200,11 @@ impl<B: Backend> CometModel<B> {
         } else {
             AttentionMask::Causal
         };
-        let d = self.llm.config().hidden_size;
         ChunkInputs {
             hidden: self.embed(&layout.input_ids, b, n),
             positions,
             mask,
-            indices: ChunkIndices::new(layout, &self.comet, before, d, &device),
+            indices: ChunkIndices::new(layout, &self.comet, before, &device),
         }
     }
 
