@@ -455,6 +455,9 @@ fn memory_notes(report: &serde_json::Value) -> String {
         (false, Some(budget)) => notes.push(format!("budget {budget}")),
         _ => {}
     }
+    if comet["cross_chunk_span"].as_bool() == Some(true) {
+        notes.push("spans across chunks".to_string());
+    }
     match notes.is_empty() {
         true => String::new(),
         false => format!(" ({})", notes.join(", ")),
