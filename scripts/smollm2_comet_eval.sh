@@ -28,7 +28,8 @@
 #   ABLATION_LENGTHS (2048,16384), ABLATION_TRIALS (10), ABLATIONS (which of no-gate,
 #   no-temp, no-global, no-memory; all by default), BATCH (4), BUDGET (the temporary
 #   memory's entries at evaluation; default the adapter's own; 2,048 entries hold the last
-#   16,384 tokens at stride 8), RESUME=1 (keep the cells a stopped run of the same grid
+#   16,384 tokens at stride 8), COMET_TAG / FULL_TAG (the table's comet and full-attention
+#   rows from files of another TAG; empty for the untagged file), RESUME=1 (keep the cells a stopped run of the same grid
 #   left in its JSON and read only the rest: the report is rewritten after every cell).
 # Writes results/smollm2-comet/<variant>.{json,png}.
 set -euo pipefail
@@ -81,7 +82,12 @@ table() {
   echo "| variant | trials per cell | exact keys by length, depths 0.1-0.9 together |"
   echo "|---|---:|---|"
   for variant in comet comet-16k full-attention no-gate no-temp no-global no-memory; do
-    [ -f "$OUT/$variant${TAG:-}.json" ] || continue
+    local tag=${TAG:-}
+    case $variant in
+      comet | comet-16k) tag=${COMET_TAG-$tag} ;;
+      full-attention) tag=${FULL_TAG-$tag} ;;
+    esac
+    [ -f "$OUT/$variant$tag.json" ] || continue
     jq -r --arg v "$variant" '
       (.reader == "full attention") as $full
       | (.cells | group_by(.length) | map(
@@ -90,7 +96,7 @@ table() {
         (if $full | not
          then "; \((map(.memory_correct) | add))/\((map(.memory_trials) | add)) through memory" else "" end) + ")"
       ) | join(", ")) as $row
-      | "| \($v) | \(.trials) | \($row) |"' "$OUT/$variant${TAG:-}.json"
+      | "| \($v) | \(.trials) | \($row) |"' "$OUT/$variant$tag.json"
   done
 }
 
