@@ -29,8 +29,9 @@
 #   no-temp, no-global, no-memory; all by default), BATCH (4), BUDGET (the temporary
 #   memory's entries at evaluation; default the adapter's own; 2,048 entries hold the last
 #   16,384 tokens at stride 8), COMET_TAG / FULL_TAG (the table's comet and full-attention
-#   rows from files of another TAG; empty for the untagged file), RESUME=1 (keep the cells a stopped run of the same grid
-#   left in its JSON and read only the rest: the report is rewritten after every cell).
+#   rows from files of another TAG; empty for the untagged file), RESUME=1 (keep the cells
+#   a stopped run of the same grid left in its JSON and read only the rest: the report is
+#   rewritten after every cell).
 # Writes results/smollm2-comet/<variant>.{json,png}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
